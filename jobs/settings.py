@@ -1,0 +1,52 @@
+"""Settings shared by every component.
+
+Each component has one pydantic-settings class (``ApiSettings``, ``WorkerSettings``, ...) that subclasses
+:class:`SharedSettings` and is built in its entry point, then passed down. Shared fields are read from the same
+environment variables (``BT_BROKER_URL``, ``BT_STORE_URL`` ...) whatever the component, so one ConfigMap serves all.
+Nothing here reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Environment prefix of every setting.
+ENV_PREFIX = "BT_"
+
+
+def shared(env: str, **kwargs: object) -> object:
+    """A field read from ``BT_<env>`` regardless of the component's own prefix."""
+    return Field(validation_alias=AliasChoices(ENV_PREFIX + env, env.lower()), **kwargs)  # type: ignore[call-overload]
+
+
+class SharedSettings(BaseSettings):
+    """Connection settings every component needs."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, populate_by_name=True, extra="ignore")
+
+    broker_url: str = shared(
+        "BROKER_URL",
+        default="amqp://guest:guest@127.0.0.1:5672/%2F",
+        description="AMQP URL of RabbitMQ (the vhost is part of the URL).",
+    )
+    store_url: str = shared(
+        "STORE_URL",
+        default="sqlite:///var/batch-translate.db",
+        description="SQLAlchemy URL of the job store: a SQLite file or postgresql+psycopg://…",
+    )
+    queue_prefix: str = shared(
+        "QUEUE_PREFIX",
+        default="translate",
+        description="Translation queues are named <prefix>.<src>-<tgt>.",
+    )
+    callback_allowlist: list[str] = shared(
+        "CALLBACK_ALLOWLIST",
+        default_factory=list,
+        description="Hosts, IPs or CIDRs that callbacks may reach although the SSRF policy would refuse them.",
+    )
+    delivery_queue: str = shared(
+        "DELIVERY_QUEUE",
+        default="deliveries",
+        description="Queue the delivery worker consumes callback deliveries from.",
+    )

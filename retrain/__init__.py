@@ -1,0 +1,1 @@
+"""Continuous training: corpus intake, training, CTranslate2 export, evaluation and promotion."""

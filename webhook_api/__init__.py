@@ -1,0 +1,1 @@
+"""The HTTP API: submit, inspect, cancel and fetch translation jobs."""

@@ -1,0 +1,1 @@
+"""Translation worker (pika consumer + CTranslate2) and delivery worker (Celery)."""
