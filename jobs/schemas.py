@@ -148,3 +148,4 @@ class JobMessage(BaseModel):
     target_lang: str
     segments: list[str]
     options: TranslationOptions
+    has_callback: bool = False

@@ -8,11 +8,29 @@ Nothing here reads the environment at import time.
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Environment prefix of every setting.
 ENV_PREFIX = "BT_"
+
+
+def _split_commas(value: Any) -> Any:
+    """Accept ``a,b,c`` (and JSON lists) for list settings read from the environment."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            import json
+
+            return json.loads(stripped)
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    return value
+
+
+#: A list setting written as ``a,b,c`` in the environment.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 
 
 def shared(env: str, **kwargs: object) -> object:
@@ -40,7 +58,7 @@ class SharedSettings(BaseSettings):
         default="translate",
         description="Translation queues are named <prefix>.<src>-<tgt>.",
     )
-    callback_allowlist: list[str] = shared(
+    callback_allowlist: CommaList = shared(
         "CALLBACK_ALLOWLIST",
         default_factory=list,
         description="Hosts, IPs or CIDRs that callbacks may reach although the SSRF policy would refuse them.",

@@ -1,0 +1,6 @@
+"""Fixtures live in ``tests/plugins``: one module per real part (services, models, receivers...)."""
+
+pytest_plugins = [
+    "tests.plugins.services",
+    "tests.plugins.models",
+]

@@ -1,0 +1,1 @@
+"""Fixtures that train and hand out real tiny models."""

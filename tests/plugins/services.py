@@ -1,0 +1,1 @@
+"""Fixtures for RabbitMQ, PostgreSQL and SQLite (owned by the API/worker work)."""
