@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.plugins.services",
     "tests.plugins.models",
+    "tests.plugins.receiver",
 ]

@@ -1,0 +1,1 @@
+"""Fixtures for a real HTTP callback receiver (owned by the delivery work)."""
