@@ -426,3 +426,21 @@ class JobStore:
         }
 
 
+
+
+def backlog(engine: Engine) -> dict[str, tuple[int, int]]:
+    """Queued work per pair: ``{pair: (jobs, segments)}`` of jobs not yet finished (what KEDA may scale on)."""
+    pending = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+    query = (
+        select(
+            jobs_table.c.source_lang,
+            jobs_table.c.target_lang,
+            func.count(),
+            func.coalesce(func.sum(jobs_table.c.segments_total - jobs_table.c.segments_done), 0),
+        )
+        .where(jobs_table.c.status.in_(pending))
+        .group_by(jobs_table.c.source_lang, jobs_table.c.target_lang)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return {f"{src}-{tgt}": (int(jobs), int(segments)) for src, tgt, jobs, segments in rows}
