@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.plugins.services",
     "tests.plugins.models",
     "tests.plugins.receiver",
+    "tests.plugins.workers",
 ]

@@ -117,6 +117,7 @@ class JobConsumer:
         self._finisher_queue: queue.Queue[_Work] = queue.Queue()
         self._packer = Packer(config.max_batch_tokens)
         self._stopping = threading.Event()
+        self._draining = threading.Event()  #: set by the I/O thread once no new messages can arrive
         self._translation_done = threading.Event()
         self._finisher_done = threading.Event()
         self._connection: pika.BlockingConnection | None = None
@@ -152,6 +153,7 @@ class JobConsumer:
                     drain_deadline = time.monotonic() + self.config.drain_timeout_s
                     self._channel.basic_cancel(consumer_tag)
                     self.consuming = False
+                    self._draining.set()
                 if drain_deadline is not None and time.monotonic() > drain_deadline:
                     log.warning("drain timeout: unfinished jobs go back to the queue")
                     break
@@ -165,6 +167,7 @@ class JobConsumer:
         finally:
             self.consuming = False
             self._stopping.set()
+            self._draining.set()
             if self._connection.is_open:
                 try:
                     self._connection.close()
@@ -219,7 +222,7 @@ class JobConsumer:
         try:
             while True:
                 self._take_arrivals()
-                if self._stopping.is_set():
+                if self._draining.is_set():
                     self._release_unstarted()
                     if len(self._packer) == 0:
                         return
@@ -229,6 +232,7 @@ class JobConsumer:
         except Exception:
             log.exception("translation thread crashed; stopping the worker")
             self._stopping.set()
+            self._draining.set()
         finally:
             self._translation_done.set()
             self._finisher_queue.put(None)
@@ -270,7 +274,7 @@ class JobConsumer:
         waited_s = time.monotonic() - oldest
         max_wait_s = self.config.max_wait_ms / 1000
         full = self._packer.waiting_tokens() >= self.config.max_batch_tokens
-        if full or waited_s >= max_wait_s or self._stopping.is_set():
+        if full or waited_s >= max_wait_s or self._draining.is_set():
             return self._packer.next_step()
         self._take_arrivals(timeout_s=max_wait_s - waited_s)
         return None
