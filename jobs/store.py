@@ -36,7 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from jobs.errors import IdempotencyConflict, InvalidTransition, JobNotFound, StoreUnavailable
@@ -130,9 +130,7 @@ class JobRecord:
 
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:
-        model = (
-            ModelRef(name=row["model_name"], version=row["model_version"]) if row["model_name"] else None
-        )
+        model = ModelRef(name=row["model_name"], version=row["model_version"]) if row["model_name"] else None
         return cls(
             id=row["id"],
             client=row["client"],
@@ -277,9 +275,7 @@ class JobStore:
         with self.engine.connect() as conn:
             return (
                 conn.execute(
-                    select(jobs_table).where(
-                        jobs_table.c.client == client, jobs_table.c.idempotency_key == key
-                    )
+                    select(jobs_table).where(jobs_table.c.client == client, jobs_table.c.idempotency_key == key)
                 )
                 .mappings()
                 .first()
@@ -288,9 +284,7 @@ class JobStore:
     @staticmethod
     def _replay(row: RowMapping, fingerprint: str) -> JobRecord:
         if row["request_hash"] != fingerprint:
-            raise IdempotencyConflict(
-                "Idempotency-Key was already used with a different request body"
-            )
+            raise IdempotencyConflict("Idempotency-Key was already used with a different request body")
         return JobRecord.from_row(row)
 
     # -- reads ------------------------------------------------------------------------------------------------
@@ -310,9 +304,7 @@ class JobStore:
         if not ids:
             return {}
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(jobs_table.c.id, jobs_table.c.status).where(jobs_table.c.id.in_(ids))
-            ).all()
+            rows = conn.execute(select(jobs_table.c.id, jobs_table.c.status).where(jobs_table.c.id.in_(ids))).all()
         return {row.id: JobStatus(row.status) for row in rows}
 
     # -- state changes ----------------------------------------------------------------------------------------
@@ -424,8 +416,6 @@ class JobStore:
             )
             for row in rows
         }
-
-
 
 
 def backlog(engine: Engine) -> dict[str, tuple[int, int]]:

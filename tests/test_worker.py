@@ -56,8 +56,11 @@ def worker_env(broker_url: str, sqlite_url: str, prefix: str, tiny_model_dir: Pa
 
 
 def submit(api: TestClient, segments: list[str], **extra: Any) -> str:
-    answer = api.post("/v1/jobs", json={"source_lang": "en", "target_lang": "fr", "segments": segments, **extra},
-                      headers=AUTH)
+    answer = api.post(
+        "/v1/jobs",
+        json={"source_lang": "en", "target_lang": "fr", "segments": segments, **extra},
+        headers=AUTH,
+    )
     assert answer.status_code == 202, answer.text
     return str(answer.json()["id"])
 
@@ -88,7 +91,9 @@ def histogram_counts(metrics: str, name: str) -> dict[str, float]:
 
 
 def test_worker_translates_job_exactly_as_translator_does_when_submitted_over_http(
-    api: TestClient, worker_env: dict[str, str], tiny_model_dir: Path,
+    api: TestClient,
+    worker_env: dict[str, str],
+    tiny_model_dir: Path,
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     # Given
@@ -115,7 +120,7 @@ def test_worker_packs_segments_of_several_jobs_into_one_step_when_they_queue_tog
     api: TestClient, worker_env: dict[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     # Given: eight small jobs queued before any worker runs
-    job_ids = [submit(api, [sentence]) for sentence in SENTENCES + ["eight", "nine", "ten"]]
+    job_ids = [submit(api, [sentence]) for sentence in [*SENTENCES, "eight", "nine", "ten"]]
 
     # When
     worker = start_worker({**worker_env, "BT_WORKER_MAX_BATCH_TOKENS": "4096"})
@@ -130,7 +135,8 @@ def test_worker_packs_segments_of_several_jobs_into_one_step_when_they_queue_tog
 
 
 def test_worker_finishes_or_returns_everything_when_sigterm_arrives_mid_stream(
-    api: TestClient, worker_env: dict[str, str],
+    api: TestClient,
+    worker_env: dict[str, str],
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     # Given: a worker busy with a stream of jobs, with a small batch budget so it takes many steps
@@ -154,7 +160,10 @@ def test_worker_finishes_or_returns_everything_when_sigterm_arrives_mid_stream(
 
 
 def test_worker_dead_letters_poison_job_while_batch_mates_succeed(
-    api: TestClient, worker_env: dict[str, str], broker_url: str, prefix: str,
+    api: TestClient,
+    worker_env: dict[str, str],
+    broker_url: str,
+    prefix: str,
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     # Given: a poison job queued between good ones, so they share steps
@@ -180,7 +189,10 @@ def test_worker_dead_letters_poison_job_while_batch_mates_succeed(
 
 
 def test_worker_skips_job_when_cancelled_while_queued(
-    api: TestClient, worker_env: dict[str, str], broker_url: str, prefix: str,
+    api: TestClient,
+    worker_env: dict[str, str],
+    broker_url: str,
+    prefix: str,
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
     # Given

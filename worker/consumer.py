@@ -18,6 +18,7 @@ job does not fail the others it shared a batch with.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import logging
@@ -169,10 +170,8 @@ class JobConsumer:
             self._stopping.set()
             self._draining.set()
             if self._connection.is_open:
-                try:
+                with contextlib.suppress(pika.exceptions.AMQPError):
                     self._connection.close()
-                except pika.exceptions.AMQPError:
-                    pass
         log.info("stopped")
         return EXIT_OK
 
@@ -298,10 +297,13 @@ class JobConsumer:
             self._finisher_queue.put(_Finished(finished, translator))
 
     def _store_outputs(
-        self, targets: Sequence[tuple[PendingJob, int]], outputs: Sequence[Sequence[str]], translator: Translator
+        self,
+        targets: Sequence[tuple[PendingJob, int]],
+        outputs: Sequence[Sequence[str]],
+        translator: Translator,
     ) -> None:
         texts = translator.detokenize(outputs)
-        for (job, index), text, tokens in zip(targets, texts, outputs, strict=True):
+        for (job, index), text in zip(targets, texts, strict=True):
             job.translations[index] = text
             job.done += 1
         metrics.SEGMENTS.labels(self.config.pair).inc(len(texts))
@@ -342,10 +344,8 @@ class JobConsumer:
             self._finisher_done.set()
             connection = self._connection
             if connection is not None and connection.is_open:
-                try:
+                with contextlib.suppress(pika.exceptions.ConnectionWrongStateError):
                     connection.add_callback_threadsafe(lambda: None)  # wake the I/O loop
-                except pika.exceptions.ConnectionWrongStateError:
-                    pass
 
     def _finish(self, work: _Work) -> None:
         if isinstance(work, _MarkRunning):
@@ -359,17 +359,20 @@ class JobConsumer:
 
     def _on_finished(self, work: _Finished) -> None:
         model = work.translator.model
-        completions = [
-            Completion(job.id, [t or "" for t in job.translations], model) for job in work.jobs
-        ]
+        completions = [Completion(job.id, [t or "" for t in job.translations], model) for job in work.jobs]
         stored = self.store.complete_many(completions)
         self._announce([job for job in work.jobs if job.id in stored])
         missing = [job for job in work.jobs if job.id not in stored]
         statuses = self.store.statuses(job.id for job in missing) if missing else {}
         for job in work.jobs:
             if job.id in stored:
-                log.info("job %s succeeded (%d segments, model %s v%s)", job.id, len(job.tokens), model.name,
-                         model.version)
+                log.info(
+                    "job %s succeeded (%d segments, model %s v%s)",
+                    job.id,
+                    len(job.tokens),
+                    model.name,
+                    model.version,
+                )
                 self._settle_threadsafe(job, Outcome.ACK)
             elif job.id in statuses:
                 log.info("job %s was %s meanwhile; result dropped", job.id, statuses[job.id].value)
@@ -387,8 +390,7 @@ class JobConsumer:
             model = work.translator.model if work.translator else None
             if self.store.fail(job.id, work.code, work.message, model):
                 self._announce([job])
-            log.error("job %s failed for good after %d deliveries: %s", job.id, job.delivery_count + 1,
-                      work.message)
+            log.error("job %s failed for good after %d deliveries: %s", job.id, job.delivery_count + 1, work.message)
         self._settle_threadsafe(job, outcome)
 
     def _retry_or_dead_letter(self, job: PendingJob) -> Outcome:

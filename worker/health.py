@@ -20,13 +20,16 @@ class HealthServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 if self.path == "/healthz":
                     self._answer(200, b'{"status":"ok"}', "application/json")
                 elif self.path == "/readyz":
                     ok = outer._ready()
-                    self._answer(200 if ok else 503, b'{"ready":%s}' % (b"true" if ok else b"false"),
-                                 "application/json")
+                    self._answer(
+                        200 if ok else 503,
+                        b'{"ready":%s}' % (b"true" if ok else b"false"),
+                        "application/json",
+                    )
                 elif self.path == "/metrics":
                     self._answer(200, generate_latest(), CONTENT_TYPE_LATEST)
                 else:
@@ -39,7 +42,7 @@ class HealthServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 log.debug(format, *args)
 
         self._server = ThreadingHTTPServer((host, port), Handler)

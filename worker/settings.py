@@ -15,16 +15,29 @@ class WorkerSettings(SharedSettings):
 
     model_config = SettingsConfigDict(env_prefix="BT_WORKER_", populate_by_name=True, extra="ignore")
 
-    pair: str = Field("en-fr", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*-[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
-                      description="Language pair this worker serves, <src>-<tgt>; it consumes <prefix>.<pair>.")
-    model_dir: Path | None = Field(None, description="Local CTranslate2 model directory (used without a registry).")
+    pair: str = Field(
+        "en-fr",
+        pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*-[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+        description="Language pair this worker serves, <src>-<tgt>; it consumes <prefix>.<pair>.",
+    )
+    model_dir: Path | None = Field(
+        None, description="Local CTranslate2 model directory (used without a registry)."
+    )
     device: str = Field("cpu", description="CTranslate2 device: cpu or cuda.")
-    compute_type: str = Field("int8", description="CTranslate2 compute type: int8, int8_float16, float16, float32…")
-    inter_threads: int = Field(2, ge=1, description="Batches translated in parallel (CTranslate2 inter_threads).")
-    intra_threads: int = Field(1, ge=0, description="Threads per batch (CTranslate2 intra_threads; 0 = default).")
+    compute_type: str = Field(
+        "int8", description="CTranslate2 compute type: int8, int8_float16, float16, float32…"
+    )
+    inter_threads: int = Field(
+        2, ge=1, description="Batches translated in parallel (CTranslate2 inter_threads)."
+    )
+    intra_threads: int = Field(
+        1, ge=0, description="Threads per batch (CTranslate2 intra_threads; 0 = default)."
+    )
     max_batch_size: int = Field(32, ge=1, description="Examples per CTranslate2 sub-batch.")
     max_batch_tokens: int = Field(2048, ge=16, description="Source tokens packed into one translation step.")
     max_wait_ms: int = Field(20, ge=0, description="How long a short queue waits to fill a batch, in ms.")
     prefetch: int = Field(64, ge=1, description="Unacked messages the broker hands this worker at once.")
-    metrics_port: int = Field(9100, ge=0, description="Port of the worker's /metrics, /healthz, /readyz (0 = off).")
+    metrics_port: int = Field(
+        9100, ge=0, description="Port of the worker's /metrics, /healthz, /readyz (0 = off)."
+    )
     drain_timeout_s: float = Field(60.0, ge=1, description="How long SIGTERM waits for in-flight work.")

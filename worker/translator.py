@@ -72,7 +72,7 @@ class Translator:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         pieces: list[list[str]] = self._source.encode(list(texts), out_type=str)
-        return [p + [EOS] for p in pieces]
+        return [[*p, EOS] for p in pieces]
 
     def detokenize(self, tokens: Sequence[Sequence[str]]) -> list[str]:
         return [self._target.decode(list(t)) for t in tokens]
