@@ -1,0 +1,193 @@
+"""``retrain`` command line: one function per subcommand.
+
+::
+
+    retrain demo-model --out var/demo-model [--preset demo|test]
+    retrain train --corpus data.tsv --pair en-fr --out var/models/en-fr [--preset demo] [--max-steps N]
+
+To add a subcommand, write ``add_<name>_parser(subparsers)`` that registers its arguments and a handler
+``<name>(args) -> int``, and list the former in :data:`SUBCOMMANDS`. Heavy imports (torch, transformers) happen
+inside the handlers, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from jobs.errors import BatchTranslateError
+from jobs.schemas import LANG_PATTERN
+
+log = logging.getLogger("retrain")
+
+#: Exit codes.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+#: Presets accepted by ``--preset`` (kept here so that ``--help`` needs no torch import).
+PRESETS = ("test", "demo")
+
+
+def parse_pair(text: str) -> tuple[str, str]:
+    """``"en-fr"`` → ``("en", "fr")``; ``"en-pt-BR"`` → ``("en", "pt-BR")`` (the one split where both sides are
+    language codes)."""
+    parts = text.split("-")
+    candidates = [
+        ("-".join(parts[:i]), "-".join(parts[i:]))
+        for i in range(1, len(parts))
+        if re.fullmatch(LANG_PATTERN, "-".join(parts[:i])) and re.fullmatch(LANG_PATTERN, "-".join(parts[i:]))
+    ]
+    if len(candidates) != 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a language pair like 'en-fr' (source and target language codes joined by '-')"
+        )
+    return candidates[0]
+
+
+def _add_common_training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=PRESETS, default="demo", help="model size and training budget")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    parser.add_argument("--max-time-s", type=float, help="stop training after this many seconds")
+    parser.add_argument(
+        "--checkpoint-dir", type=Path, help="keep the Hugging Face checkpoint here (to fine-tune from later)"
+    )
+
+
+def _report(out_dir: Path) -> None:
+    """User-facing summary on stdout: where the model is and how it scored."""
+    from jobs.model_dir import ModelInfo
+
+    info = ModelInfo.read(out_dir)
+    summary = {
+        "model_dir": str(out_dir),
+        "name": info.name,
+        "version": info.version,
+        "pair": f"{info.source_lang}-{info.target_lang}",
+        **{k: info.extra[k] for k in ("chrf", "bleu", "exact_match", "steps", "train_seconds") if k in info.extra},
+    }
+    print(json.dumps(summary, indent=2))
+
+
+# --- demo-model -------------------------------------------------------------------------------------------------
+
+
+def add_demo_model_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "demo-model",
+        help="build the English→French number-phrase demo model (cached)",
+        description="Generate the demo corpus, train, convert to CTranslate2 and evaluate; "
+        "reuse the directory if it already holds the same build.",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
+    _add_common_training_options(parser)
+    parser.add_argument("--force", action="store_true", help="rebuild even if --out already holds this model")
+    parser.set_defaults(handler=demo_model)
+
+
+def demo_model(args: argparse.Namespace) -> int:
+    from retrain.demo import build_demo_model
+
+    out_dir = build_demo_model(
+        args.out,
+        preset=args.preset,
+        seed=args.seed,
+        threads=args.threads,
+        max_time_s=args.max_time_s,
+        checkpoint_dir=args.checkpoint_dir,
+        force=args.force,
+    )
+    _report(out_dir)
+    return EXIT_OK
+
+
+# --- train ------------------------------------------------------------------------------------------------------
+
+
+def add_train_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model on a parallel corpus",
+        description="Hash-split the corpus, train on the train split, convert to CTranslate2 and score on the "
+        "test split.",
+    )
+    parser.add_argument(
+        "--corpus", type=Path, action="append", required=True, help="source<TAB>target file (repeatable)"
+    )
+    parser.add_argument("--pair", type=parse_pair, required=True, help="language pair, e.g. en-fr")
+    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
+    parser.add_argument("--name", help="model name (default: the --out directory name)")
+    parser.add_argument("--version", default="local", help="model version (default: %(default)s)")
+    parser.add_argument("--max-steps", type=int, help="stop training after this many steps")
+    parser.add_argument("--init-checkpoint", type=Path, help="fine-tune from this Hugging Face checkpoint")
+    _add_common_training_options(parser)
+    parser.set_defaults(handler=train)
+
+
+def train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from retrain.build import build_model, recipe
+    from retrain.corpus import read_corpus
+
+    chosen = recipe(args.preset)
+    overrides: dict[str, object] = {"seed": args.seed, "threads": args.threads}
+    if args.max_steps is not None:
+        overrides["max_steps"] = args.max_steps
+    if args.max_time_s is not None:
+        overrides["max_time_s"] = args.max_time_s
+    chosen = replace(chosen, train=replace(chosen.train, **overrides))
+    source_lang, target_lang = args.pair
+    out_dir = build_model(
+        read_corpus(args.corpus),
+        args.out,
+        chosen,
+        name=args.name or args.out.resolve().name,
+        source_lang=source_lang,
+        target_lang=target_lang,
+        version=args.version,
+        checkpoint_dir=args.checkpoint_dir,
+        init_checkpoint=args.init_checkpoint,
+        extra={"preset": args.preset, "seed": args.seed},
+    )
+    _report(out_dir)
+    return EXIT_OK
+
+
+#: Subcommand registrations, in ``--help`` order.
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
+    add_demo_model_parser,
+    add_train_parser,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="retrain", description="Continuous training for batch-translate.")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.handler(args))
+    except (BatchTranslateError, ValueError, OSError) as exc:
+        log.debug("command failed", exc_info=True)
+        print(f"retrain {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
