@@ -114,6 +114,29 @@ Names of the existing Secrets the chart reads (it never creates one).
 {{- define "batch-translate.apiKeysSecret" -}}
 {{- .Values.api.auth.existingSecret | default (printf "%s-api-keys" (include "batch-translate.fullname" .)) }}
 {{- end }}
+{{- define "batch-translate.deliverySigningSecret" -}}
+{{- .Values.delivery.signing.existingSecret | default (printf "%s-delivery-signing" (include "batch-translate.fullname" .)) }}
+{{- end }}
+
+{{/*
+In-cluster URL of the API Service.
+*/}}
+{{- define "batch-translate.apiServiceUrl" -}}
+{{- printf "http://%s.%s.svc:%d" (include "batch-translate.componentName" (dict "root" . "suffix" "api")) .Release.Namespace (.Values.api.service.port | int) }}
+{{- end }}
+
+{{/*
+Base URL clients reach the API at: delivery.publicApiUrl, else the first Ingress host, else the Service.
+*/}}
+{{- define "batch-translate.publicApiUrl" -}}
+{{- if .Values.delivery.publicApiUrl }}
+{{- .Values.delivery.publicApiUrl | trimSuffix "/" }}
+{{- else if and .Values.api.ingress.enabled .Values.api.ingress.hosts }}
+{{- printf "%s://%s" (ternary "https" "http" (not (empty .Values.api.ingress.tls))) (first .Values.api.ingress.hosts).host }}
+{{- else }}
+{{- include "batch-translate.apiServiceUrl" . }}
+{{- end }}
+{{- end }}
 
 {{/*
 Queue a translation worker consumes: <queuePrefix>.<pair>, as jobs.topology.Topology.queue(pair) names it.
