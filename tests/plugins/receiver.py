@@ -94,7 +94,7 @@ class Receiver:
                     )
                 )
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
