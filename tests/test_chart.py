@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import tomllib
 from functools import cache
@@ -181,8 +182,6 @@ def container_environment(manifests: Manifests, obj: Obj) -> dict[str, str]:
 
 def load_settings(monkeypatch: pytest.MonkeyPatch, cls: type[Any], environment: dict[str, str]) -> Any:
     """Build a settings class exactly as its entry point does: from the process environment."""
-    import os
-
     for name in list(os.environ):
         if name.upper().startswith("BT_"):
             monkeypatch.delenv(name)
@@ -232,8 +231,17 @@ def test_values_schema_accepts_values_when_value_set_is_supported(value_set: str
         ({"models": [{"pair": "en-fr", "retrain": {"gpu": {"enabled": True}}}]}, "'gpu' not allowed"),
         ({"rabbitmq": {"existingSecret": "Not_A_Name"}}, "/rabbitmq/existingSecret"),
     ],
-    ids=["bad-pair", "no-models", "bad-protocol", "unknown-key", "negative-min", "string-count", "zero-prefetch",
-         "retrain-override-outside-schema", "bad-secret-name"],
+    ids=[
+        "bad-pair",
+        "no-models",
+        "bad-protocol",
+        "unknown-key",
+        "negative-min",
+        "string-count",
+        "zero-prefetch",
+        "retrain-override-outside-schema",
+        "bad-secret-name",
+    ],
 )
 def test_values_schema_rejects_value_naming_its_path_when_value_is_bad(values: Obj, message: str) -> None:
     with helm_python.Chart.load(CHART_DIR) as chart, pytest.raises(helm_python.HelmValuesError) as raised:
@@ -245,7 +253,9 @@ def test_values_schema_rejects_value_naming_its_path_when_value_is_bad(values: O
 def test_chart_refuses_to_render_when_grace_period_is_not_longer_than_drain_timeout() -> None:
     values = {"worker": {"terminationGracePeriodSeconds": 300, "settings": {"drainTimeoutS": 300}}}
 
-    with pytest.raises(helm_python.HelmRenderError, match="must be longer than worker.settings.drainTimeoutS"):
+    with pytest.raises(
+        helm_python.HelmRenderError, match=re.escape("must be longer than worker.settings.drainTimeoutS")
+    ):
         render(values)
 
 
@@ -275,9 +285,7 @@ def keda_crds() -> CrdValidator:
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
-def test_keda_objects_validate_strictly_when_checked_against_keda_crds(
-    value_set: str, keda_crds: CrdValidator
-) -> None:
+def test_keda_objects_validate_strictly_when_checked_against_keda_crds(value_set: str, keda_crds: CrdValidator) -> None:
     objects = keda_objects(rendered(value_set))
 
     errors = [error for obj in objects for error in keda_crds.errors(obj)]
@@ -387,8 +395,9 @@ def test_gpu_scheduling_follows_values_when_node_pool_overridden() -> None:
 def test_per_model_overrides_apply_key_by_key_when_false_or_zero() -> None:
     manifests = rendered("two-models")
     by_pair = {labels(obj)["batch-translate/pair"]: obj for obj in manifests.component("Deployment", "worker")}
-    scaling = {labels(obj)["batch-translate/pair"]: obj["spec"] for obj in manifests.of_kind("ScaledObject")
-               if labels(obj)["app.kubernetes.io/component"] == "worker"}
+    scaling = {
+        labels(obj)["batch-translate/pair"]: obj["spec"] for obj in manifests.component("ScaledObject", "worker")
+    }
 
     assert requires_gpu_pool(by_pair["en-fr"]) and not requires_gpu_pool(by_pair["de-en"])
     assert env_value(by_pair["de-en"], "BT_WORKER_PREFETCH") == "8"
@@ -461,7 +470,9 @@ def test_delivery_network_policy_keeps_egress_off_internal_ranges_when_enabled()
     manifests = rendered("everything-on")
     (policy,) = manifests.of_kind("NetworkPolicy")
     (delivery,) = manifests.component("Deployment", "delivery")
-    ip_blocks = [peer["ipBlock"] for rule in policy["spec"]["egress"] for peer in rule.get("to", []) if "ipBlock" in peer]
+    ip_blocks = [
+        peer["ipBlock"] for rule in policy["spec"]["egress"] for peer in rule.get("to", []) if "ipBlock" in peer
+    ]
     internal = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8"}
 
     assert policy["spec"]["podSelector"]["matchLabels"] == delivery["spec"]["selector"]["matchLabels"]
@@ -534,10 +545,8 @@ def test_rabbitmq_triggers_watch_the_queue_each_worker_consumes_when_keda_enable
 def test_worker_cooldown_outlasts_a_long_job_when_scaling_to_zero() -> None:
     manifests = rendered("defaults")
 
-    for scaled_object in manifests.of_kind("ScaledObject"):
+    for scaled_object in manifests.component("ScaledObject", "worker"):
         target = scaled_target(manifests, scaled_object)
-        if labels(target)["app.kubernetes.io/component"] != "worker":
-            continue
         assert scaled_object["spec"]["minReplicaCount"] == 0
         assert scaled_object["spec"]["cooldownPeriod"] >= pod_spec(target)["terminationGracePeriodSeconds"]
 
@@ -554,7 +563,7 @@ def test_backlog_trigger_reads_queued_segments_from_api_when_work_based_scaling_
     manifests = rendered("work-based-scaling")
     service = manifests.named("Service", f"{FULLNAME}-api")
     (api,) = manifests.component("Deployment", "api")
-    workers = [obj for obj in manifests.of_kind("ScaledObject") if labels(obj)["app.kubernetes.io/component"] == "worker"]
+    workers = manifests.component("ScaledObject", "worker")
     # Given the real API app on a SQLite job store, serving the pairs the chart configures
     settings = ApiSettings(
         store_url=f"sqlite:///{tmp_path / 'jobs.db'}",
