@@ -14,7 +14,10 @@
 ARG PYTHON_VERSION=3.11
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.8.14
 ARG DEBIAN_IMAGE=debian:bookworm-slim
-# CTranslate2 4.5 and later load CUDA 12 cuBLAS and cuDNN 9 at run time; the "cudnn-runtime" images carry both.
+# CTranslate2 4.x wheels run on CUDA 12: they load libcuda.so.1 (the driver, mounted by the NVIDIA runtime) and
+# libcublas.so.12 at run time (4.8.5 loads nothing else); releases from 4.5 on were reported to want cuDNN 9 for
+# convolutional models. The "cudnn-runtime" image carries cuBLAS 12 and cuDNN 9, covering every 4.x the worker
+# extra allows; with ctranslate2 pinned to >=4.8 the smaller "runtime" image (cuBLAS only) would do.
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 FROM ${UV_IMAGE} AS uv
