@@ -205,8 +205,9 @@ def trigger(scaled_object: Obj, trigger_type: str) -> Obj:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def test_chart_lints_without_warnings_when_strict() -> None:
-    report = helm_python.lint(CHART_DIR, {}, strict=True)
+@pytest.mark.parametrize("value_set", VALUE_SETS)
+def test_chart_lints_without_warnings_when_strict(value_set: str) -> None:
+    report = helm_python.lint(CHART_DIR, VALUE_SETS[value_set], strict=True)
 
     problems = [m for m in report["messages"] if m["severity"] >= 2]
     assert report["errors"] == [] and problems == [], report
@@ -248,6 +249,14 @@ def test_values_schema_rejects_value_naming_its_path_when_value_is_bad(values: O
         chart.render(values, name="bt", namespace=NAMESPACE, is_install=True)
 
     assert message in str(raised.value)
+
+
+def test_chart_refuses_to_render_when_a_pair_is_listed_twice() -> None:
+    # Resource names are lower case: pairs that differ only in case would collide.
+    values = {"models": [{"pair": "en-pt-BR"}, {"pair": "en-pt-br", "gpu": {"enabled": False}}]}
+
+    with pytest.raises(helm_python.HelmRenderError, match="pair en-pt-br is listed more than once"):
+        render(values)
 
 
 def test_chart_refuses_to_render_when_grace_period_is_not_longer_than_drain_timeout() -> None:

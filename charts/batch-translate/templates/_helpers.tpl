@@ -146,11 +146,17 @@ Queue a translation worker consumes: <queuePrefix>.<pair>, as jobs.topology.Topo
 {{- end }}
 
 {{/*
-Comma-separated language pairs of every configured model (the API's BT_PAIRS).
+Comma-separated language pairs of every configured model (the API's BT_PAIRS). Fails on a pair listed twice
+(compared in lower case, as resource names are).
 */}}
 {{- define "batch-translate.pairs" -}}
 {{- $pairs := list }}
+{{- $seen := dict }}
 {{- range .Values.models }}
+{{- if hasKey $seen (lower .pair) }}
+{{- fail (printf "models: pair %s is listed more than once; list each pair once and override its settings there" .pair) }}
+{{- end }}
+{{- $_ := set $seen (lower .pair) true }}
 {{- $pairs = append $pairs .pair }}
 {{- end }}
 {{- join "," $pairs }}
