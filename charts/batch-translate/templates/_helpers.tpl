@@ -163,7 +163,29 @@ Comma-separated language pairs of every configured model (the API's BT_PAIRS). F
 {{- end }}
 
 {{/*
-Environment every component shares: connection URLs from existing Secrets, the rest from the ConfigMap.
+Pod-level settings every pod shares: service account without an API token, pull secrets, security context.
+*/}}
+{{- define "batch-translate.podCommon" -}}
+serviceAccountName: {{ include "batch-translate.serviceAccountName" . }}
+automountServiceAccountToken: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end }}
+
+{{/*
+The shared settings ConfigMap, loaded whole into a container's environment.
+*/}}
+{{- define "batch-translate.configEnvFrom" -}}
+- configMapRef:
+    name: {{ include "batch-translate.componentName" (dict "root" . "suffix" "config") }}
+{{- end }}
+
+{{/*
+Environment every component shares: connection URLs from existing Secrets (the rest comes from the ConfigMap).
 */}}
 {{- define "batch-translate.sharedEnv" -}}
 - name: BT_BROKER_URL
