@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.plugins.models",
     "tests.plugins.receiver",
     "tests.plugins.workers",
+    "tests.plugins.mlflow_server",
 ]
