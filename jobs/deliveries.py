@@ -5,7 +5,9 @@ Tables live on :data:`jobs.store.metadata`, so :meth:`jobs.store.JobStore.create
 A delivery goes through *rounds*: round 0 starts when the job's event is first announced; ``POST
 …/redeliver`` starts the next round (same webhook-id). Each delivery message names the round and attempt it
 is for, and a message whose round is over, or whose attempt was already made, is dropped — so a redelivered
-broker message or a duplicate announcement does not start a second chain of retries.
+broker message or a duplicate announcement does not start a second chain of retries. A worker *claims* an
+attempt (a lease in ``claimed_until``) before it sends the request, so two copies of one message handled at
+the same moment send it once; a claim whose worker died expires.
 
 Statuses: ``pending`` (an attempt is due), ``delivered`` (2xx), ``gone`` (410: the receiver asked us to stop),
 ``failed`` (the retry schedule ran out, or the URL was refused by the SSRF policy at delivery time).
@@ -17,7 +19,7 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 from sqlalchemy import (
@@ -32,6 +34,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     insert,
+    or_,
     select,
     update,
 )
@@ -70,6 +73,7 @@ deliveries_table = Table(
     Column("round_attempts", Integer, nullable=False, default=0),
     Column("attempts", Integer, nullable=False, default=0),
     Column("retry_scheduled", Boolean, nullable=False, default=False),
+    Column("claimed_until", DateTime(timezone=True)),
     Column("next_attempt_at", DateTime(timezone=True)),
     Column("last_status_code", Integer),
     Column("last_error", Text),
@@ -125,6 +129,7 @@ class Delivery:
     round_attempts: int
     attempts: int
     retry_scheduled: bool
+    claimed_until: datetime | None
     next_attempt_at: datetime | None
     last_status_code: int | None
     last_error: str | None
@@ -143,6 +148,7 @@ class Delivery:
             round_attempts=row["round_attempts"],
             attempts=row["attempts"],
             retry_scheduled=bool(row["retry_scheduled"]),
+            claimed_until=_aware(row["claimed_until"]),
             next_attempt_at=_aware(row["next_attempt_at"]),
             last_status_code=row["last_status_code"],
             last_error=row["last_error"],
@@ -251,6 +257,7 @@ class DeliveryStore:
                     round=deliveries_table.c.round + 1,
                     round_attempts=0,
                     retry_scheduled=False,
+                    claimed_until=None,
                     next_attempt_at=None,
                     status=DeliveryStatus.PENDING.value,
                     updated_at=utcnow(),
@@ -297,11 +304,30 @@ class DeliveryStore:
                     round_attempts=attempt.attempt,
                     attempts=deliveries_table.c.attempts + 1,
                     retry_scheduled=False,
+                    claimed_until=None,
                     next_attempt_at=attempt.next_attempt_at,
                     last_status_code=attempt.status_code,
                     last_error=attempt.error,
                     updated_at=utcnow(),
                 )
+            )
+        return bool(result.rowcount)
+
+    def claim(self, webhook_id: str, round_no: int, attempt: int, lease_s: float) -> bool:
+        """Take attempt ``attempt`` of round ``round_no`` for ``lease_s`` seconds; False if it was made already
+        or another worker holds an unexpired claim on it."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries_table)
+                .where(
+                    deliveries_table.c.webhook_id == webhook_id,
+                    deliveries_table.c.round == round_no,
+                    deliveries_table.c.round_attempts == attempt - 1,
+                    deliveries_table.c.status == DeliveryStatus.PENDING.value,
+                    or_(deliveries_table.c.claimed_until.is_(None), deliveries_table.c.claimed_until < now),
+                )
+                .values(claimed_until=now + timedelta(seconds=lease_s))
             )
         return bool(result.rowcount)
 
@@ -348,9 +374,7 @@ class DeliveryStore:
                     event_type=delivery.event_type,
                     status=delivery.status,
                     attempts=delivery.attempts,
-                    next_attempt_at=(
-                        delivery.next_attempt_at if delivery.status is DeliveryStatus.PENDING else None
-                    ),
+                    next_attempt_at=(delivery.next_attempt_at if delivery.status is DeliveryStatus.PENDING else None),
                     created_at=delivery.created_at,
                     updated_at=delivery.updated_at,
                     attempt_log=[

@@ -133,14 +133,15 @@ class EventAnnouncer:
             self._send(job_id, {}, countdown_s=None)
             log.info("job %s: event delivery enqueued", job_id)
 
-    def schedule_attempt(self, job_id: str, round_no: int, attempt: int, countdown_s: int) -> None:
-        """Enqueue attempt ``attempt`` of delivery round ``round_no``, due in ``countdown_s`` whole seconds.
+    def schedule_attempt(self, job_id: str, round_no: int | None, attempt: int | None, countdown_s: int) -> None:
+        """Enqueue attempt ``attempt`` of delivery round ``round_no``, due in ``countdown_s`` whole seconds
+        (``None`` for both: the first attempt of the current round, like :meth:`announce`).
 
         The message waits in the broker (native delayed delivery), never unacked in a worker.
         """
         self._send(job_id, {"round_no": round_no, "attempt": attempt}, countdown_s=max(1, int(countdown_s)))
 
-    def _send(self, job_id: str, kwargs: dict[str, int], countdown_s: int | None) -> None:
+    def _send(self, job_id: str, kwargs: dict[str, int | None], countdown_s: int | None) -> None:
         try:
             self.app.send_task(
                 DELIVER_TASK,

@@ -121,15 +121,19 @@ class Deliverer:
     def max_attempts(self) -> int:
         return 1 + len(self.settings.retry_schedule_s)
 
+    @property
+    def claim_lease_s(self) -> int:
+        """How long an attempt is reserved for the worker making it: resolution, connect, send and read may
+        each take up to ``timeout_s``, plus a margin for recording the outcome."""
+        return math.ceil(3 * self.settings.timeout_s) + 30
+
     # -- one message -----------------------------------------------------------------------------------------
     def run(self, job_id: str, round_no: int | None = None, attempt: int | None = None) -> None:
         """Handle one delivery message; store trouble re-enqueues it with a delay instead of failing it."""
         try:
             self._run(job_id, round_no, attempt)
         except (StoreUnavailable, SQLAlchemyError) as exc:
-            log.warning(
-                "job %s: job store unavailable (%s); trying again in %d s", job_id, exc, STORE_RETRY_S
-            )
+            log.warning("job %s: job store unavailable (%s); trying again in %d s", job_id, exc, STORE_RETRY_S)
             self._schedule(job_id, round_no, attempt, STORE_RETRY_S)
 
     def _run(self, job_id: str, round_no: int | None, attempt: int | None) -> None:
@@ -147,23 +151,43 @@ class Deliverer:
         delivery = self.deliveries.open(job.id, job.client, event_type(job.status))
         if round_no is None or attempt is None:  # an announcement: first attempt of the current round
             if delivery.status is not DeliveryStatus.PENDING or delivery.round_attempts > 0:
-                log.info(
-                    "job %s: delivery %s already under way; announcement ignored", job_id, delivery.webhook_id
-                )
+                log.info("job %s: delivery %s already under way; announcement ignored", job_id, delivery.webhook_id)
                 self._resume(delivery)
                 return
             round_no, attempt = delivery.round, 1
         elif round_no != delivery.round or delivery.status is not DeliveryStatus.PENDING:
-            log.info("job %s: retry of round %d dropped (delivery is %s, round %d)",
-                     job_id, round_no, delivery.status.value, delivery.round)  # fmt: skip
+            log.info(
+                "job %s: retry of round %d dropped (delivery is %s, round %d)",
+                job_id,
+                round_no,
+                delivery.status.value,
+                delivery.round,
+            )
             return
         elif delivery.round_attempts >= attempt:
             log.info("job %s: attempt %d of round %d already made", job_id, attempt, round_no)
             self._resume(delivery)
             return
         elif delivery.round_attempts != attempt - 1:
-            log.warning("job %s: attempt %d of round %d arrived before attempt %d; dropped",
-                        job_id, attempt, round_no, delivery.round_attempts + 1)  # fmt: skip
+            log.warning(
+                "job %s: attempt %d of round %d arrived before attempt %d; dropped",
+                job_id,
+                attempt,
+                round_no,
+                delivery.round_attempts + 1,
+            )
+            return
+        if not self.deliveries.claim(delivery.webhook_id, round_no, attempt, self.claim_lease_s):
+            # Another copy of this message is being handled right now (or its worker died): look again once
+            # its claim has expired; by then the attempt is recorded and this copy is dropped.
+            log.info(
+                "job %s: attempt %d of round %d is being made elsewhere; checking again in %d s",
+                job_id,
+                attempt,
+                round_no,
+                self.claim_lease_s,
+            )
+            self._schedule(job_id, round_no, attempt, self.claim_lease_s)
             return
         self._attempt(job, delivery, round_no, attempt)
 
@@ -179,9 +203,7 @@ class Deliverer:
             outcome = AttemptOutcome.FAILED
         else:
             outcome = AttemptOutcome.RETRY
-        delay_s = (
-            self.retry_delay_s(attempt, result.retry_after_s) if outcome is AttemptOutcome.RETRY else None
-        )
+        delay_s = self.retry_delay_s(attempt, result.retry_after_s) if outcome is AttemptOutcome.RETRY else None
         next_at = datetime.fromtimestamp(started, UTC) + timedelta(seconds=delay_s) if delay_s else None
         recorded = self.deliveries.record_attempt(
             delivery,
@@ -201,13 +223,25 @@ class Deliverer:
             log.warning("job %s: attempt %d of round %d made twice (%s)", job.id, attempt, round_no, shown)
             return
         if outcome is AttemptOutcome.RETRY and delay_s is not None:
-            log.info("job %s: attempt %d of %s failed (%s); next in %d s",
-                     job.id, attempt, delivery.webhook_id, shown, delay_s)  # fmt: skip
+            log.info(
+                "job %s: attempt %d of %s failed (%s); next in %d s",
+                job.id,
+                attempt,
+                delivery.webhook_id,
+                shown,
+                delay_s,
+            )
             self._schedule(job.id, round_no, attempt + 1, delay_s)
             self.deliveries.mark_retry_scheduled(delivery.webhook_id, round_no, attempt)
         else:
-            log.info("job %s: delivery %s %s after attempt %d (%s)",
-                     job.id, delivery.webhook_id, outcome.value, attempt, shown)  # fmt: skip
+            log.info(
+                "job %s: delivery %s %s after attempt %d (%s)",
+                job.id,
+                delivery.webhook_id,
+                outcome.value,
+                attempt,
+                shown,
+            )
 
     def _resume(self, delivery: Delivery) -> None:
         """Schedule the next attempt of a pending delivery whose retry never reached the broker (a crash)."""
@@ -217,8 +251,12 @@ class Deliverer:
             return
         due = delivery.next_attempt_at.timestamp() if delivery.next_attempt_at else self.clock()
         delay_s = max(1, math.ceil(due - self.clock()))
-        log.warning("job %s: retry of delivery %s was never scheduled; scheduling it in %d s",
-                    delivery.job_id, delivery.webhook_id, delay_s)  # fmt: skip
+        log.warning(
+            "job %s: retry of delivery %s was never scheduled; scheduling it in %d s",
+            delivery.job_id,
+            delivery.webhook_id,
+            delay_s,
+        )
         self._schedule(delivery.job_id, delivery.round, delivery.round_attempts + 1, delay_s)
         self.deliveries.mark_retry_scheduled(delivery.webhook_id, delivery.round, delivery.round_attempts)
 
