@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
+from jobs import deliveries
 from jobs.callback_urls import CallbackUrlPolicy
 from jobs.publisher import JobPublisher
 from jobs.schemas import DeliveryInfo
@@ -45,7 +47,7 @@ def create_app(
         publisher=publisher,
         callback_policy=CallbackUrlPolicy(settings.callback_allowlist),
         announce=announce or _no_announcer,
-        delivery_summary=delivery_summary or (lambda _job_id: None),
+        delivery_summary=delivery_summary or partial(deliveries.delivery_summary, store.engine),
     )
 
     @asynccontextmanager
