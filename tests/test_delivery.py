@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from urllib.parse import unquote, urlsplit
 
 import pika
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -546,6 +551,24 @@ def test_delivery_refuses_without_sending_when_callback_address_is_forbidden(
     assert receiver.requests == []
 
 
+def deliver_in_process(store: JobStore, broker_url: str, job_id: str, **settings: Any) -> None:
+    """Run one delivery attempt in this process (no retry: the schedule is empty)."""
+    delivery_settings = DeliverySettings(
+        broker_url=broker_url,
+        store_url="sqlite://",
+        webhook_secrets=SECRETS,
+        callback_allowlist=["127.0.0.1"],
+        retry_schedule_s=[],
+        timeout_s=2,
+        **settings,
+    )
+    announcer = EventAnnouncer.from_settings(delivery_settings)
+    try:
+        Deliverer(delivery_settings, store, announcer).run(job_id)
+    finally:
+        announcer.close()
+
+
 def test_delivery_connects_to_checked_address_when_dns_answer_changes_after_check(
     receiver: Receiver, sqlite_url: str, broker_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -562,27 +585,68 @@ def test_delivery_connects_to_checked_address_when_dns_answer_changes_after_chec
         return real_getaddrinfo(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding_getaddrinfo)
-    settings = DeliverySettings(
-        broker_url=broker_url,
-        store_url=sqlite_url,
-        webhook_secrets=SECRETS,
-        callback_allowlist=["127.0.0.1"],
-        timeout_s=2,
-    )
-    announcer = EventAnnouncer.from_settings(settings)
-    deliverer = Deliverer(settings, store, announcer)
 
     # When
-    try:
-        deliverer.run(job.id)
-    finally:
-        announcer.close()
+    deliver_in_process(store, broker_url, job.id)
 
     # Then: the request reached the address that was checked, addressed to the name
     [request] = receiver.requests
     assert request.headers["host"] == f"rebind.test:{receiver.port}"
     Webhook(SECRET_ACME).verify(request.body, request.headers)
     assert DeliveryStore(store.engine).log(job.id).deliveries[0].status is DeliveryStatus.DELIVERED
+
+
+def self_signed_certificate(directory: Path, hostname: str) -> tuple[Path, Path]:
+    """A certificate (and key) for ``hostname`` only (no IP address in it), signed by itself."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{hostname}.pem", directory / f"{hostname}.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize(("certificate_host", "delivered"), [("localhost", True), ("other.test", False)])
+def test_delivery_verifies_certificate_against_url_hostname_when_connecting_to_checked_address(
+    sqlite_url: str, broker_url: str, tmp_path: Path, certificate_host: str, delivered: bool
+) -> None:
+    # Given: an https receiver on 127.0.0.1 whose certificate names a host, not the address
+    certificate, key = self_signed_certificate(tmp_path, certificate_host)
+    https = Receiver(tls=(certificate, key)).start()
+    try:
+        store = JobStore.from_url(sqlite_url)
+        store.create_schema()
+        job = finished_job(store, https.url_with_host("localhost"))
+
+        # When: the worker connects to the checked 127.0.0.1, trusting that certificate
+        deliver_in_process(store, broker_url, job.id, ca_file=certificate)
+
+        # Then: TLS is verified for "localhost" (the URL's host), so only the matching certificate passes
+        [attempt] = DeliveryStore(store.engine).log(job.id).deliveries[0].attempt_log
+        if delivered:
+            assert attempt.status_code == 200, attempt
+            Webhook(SECRET_ACME).verify(https.requests[0].body, https.requests[0].headers)
+        else:
+            assert attempt.status_code is None
+            assert "CERTIFICATE_VERIFY_FAILED" in (attempt.error or ""), attempt
+            assert https.requests == []
+    finally:
+        https.stop()
 
 
 # -- delays wait in the broker ---------------------------------------------------------------------------

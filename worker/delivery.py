@@ -29,12 +29,14 @@ import email.utils
 import logging
 import math
 import random
+import ssl
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import certifi
 import httpx
 from celery import Celery
 from celery.exceptions import Reject
@@ -114,6 +116,9 @@ class Deliverer:
         self.policy = CallbackUrlPolicy(settings.callback_allowlist)
         self.signer = WebhookSigner(settings.secrets_by_client())
         self.announcer = announcer
+        self.tls = ssl.create_default_context(cafile=certifi.where())
+        if settings.ca_file is not None:
+            self.tls.load_verify_locations(cafile=str(settings.ca_file))
         self.rng = rng or random.Random()
         self.clock = clock
 
@@ -304,7 +309,7 @@ class Deliverer:
         try:
             # trust_env=False: no proxy from the environment may take the request past the checked address.
             timeout_s = self.settings.timeout_s
-            with httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False) as client:
+            with httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False, verify=self.tls) as client:
                 request = client.build_request(
                     "POST", target.request_url, content=body, headers=headers, extensions=extensions
                 )

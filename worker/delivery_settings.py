@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
@@ -52,6 +53,10 @@ class DeliverySettings(SharedSettings):
         "http://127.0.0.1:8000",
         pattern=r"^https?://",
         description="Base URL of the public API, used to build result_url.",
+    )
+    ca_file: Path | None = Field(
+        None,
+        description="Extra CA certificates (PEM) trusted for https receivers on a private PKI, besides public CAs.",
     )
     concurrency: int = Field(4, ge=1, le=256, description="Deliveries in flight per worker process (threads)")
 

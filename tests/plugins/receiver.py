@@ -8,11 +8,13 @@ headers and raw body. It can be created down (port reserved, nothing listening) 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -45,11 +47,12 @@ def free_port() -> int:
 
 
 class Receiver:
-    """A scriptable callback receiver on 127.0.0.1."""
+    """A scriptable callback receiver on 127.0.0.1 (https with ``tls=(certificate, key)``)."""
 
-    def __init__(self, port: int | None = None, path: str = "/hooks") -> None:
+    def __init__(self, port: int | None = None, path: str = "/hooks", tls: tuple[Path, Path] | None = None) -> None:
         self.port = port or free_port()
         self.path = path
+        self.tls = tls
         self.requests: list[ReceivedRequest] = []
         self._script: list[Answer] = []
         self._changed = threading.Condition()
@@ -58,10 +61,11 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.path}"
+        return self.url_with_host("127.0.0.1")
 
     def url_with_host(self, host: str) -> str:
-        return f"http://{host}:{self.port}{self.path}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{host}:{self.port}{self.path}"
 
     def script(self, *answers: Answer | int) -> None:
         """Answer the next requests with ``answers`` (ints are status codes), then 200."""
@@ -98,6 +102,10 @@ class Receiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="receiver", daemon=True)
         self._thread.start()
