@@ -5,27 +5,29 @@ A corpus is any iterable of :class:`Pair`. Files are read by a reader chosen fro
 
 Normalization (:func:`normalize_source`) is what "the same sentence" means everywhere in ``retrain``: duplicates are
 found with it and the hash split (:mod:`retrain.split`) is computed from it, so a sentence that differs only in case,
-width or spacing is one sentence.
+width or spacing is one sentence. It lives on the ground floor (:mod:`jobs.parallel_corpus`), where the API
+de-duplicates uploads with it, so the intake and the split can never disagree.
+
+``retrain run`` reads two sources: the corpus uploaded through the API (:func:`read_store`) and the TSV, TMX and
+JSON-lines files of a data directory (:func:`read_directory`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from jobs.errors import BatchTranslateError
+from jobs.parallel_corpus import CorpusInputError, ParallelCorpus, normalize_source, parse_jsonl
+from jobs.tmx import read_tmx_file
 
 log = logging.getLogger(__name__)
 
 #: Separator between the two sides of a line in a TSV corpus.
 TSV_SEPARATOR = "\t"
-
-_WHITESPACE = re.compile(r"\s+")
 
 
 class CorpusError(BatchTranslateError):
@@ -48,13 +50,6 @@ class Pair:
     def key(self) -> str:
         """The normalized source text: the identity of this pair for de-duplication and splitting."""
         return normalize_source(self.source)
-
-
-def normalize_source(text: str) -> str:
-    """NFKC, case-fold and collapse runs of whitespace: ``" The  CAT"`` and ``"the cat"`` are one sentence
-    (NFKC also folds full-width and compatibility characters)."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return _WHITESPACE.sub(" ", folded).strip()
 
 
 def dedupe(pairs: Iterable[Pair]) -> list[Pair]:
@@ -136,3 +131,60 @@ def read_corpus(paths: Path | Sequence[Path]) -> Iterator[Pair]:
             )
         log.info("reading corpus %s", path)
         yield from reader(path)
+
+
+#: Suffixes :func:`read_directory` reads; other files are skipped with a warning.
+DIRECTORY_SUFFIXES = (".tsv", ".tmx", ".jsonl")
+
+
+def _read_jsonl(path: Path) -> Iterator[Pair]:
+    with path.open("rb") as lines:
+        try:
+            for segment in parse_jsonl(lines):
+                yield Pair(segment.source, segment.target, origin=path.name)
+        except CorpusInputError as exc:
+            raise CorpusError(f"{path}:{exc.line}: {exc.reason}") from exc
+
+
+def _read_tmx(path: Path, source_lang: str, target_lang: str) -> Iterator[Pair]:
+    try:
+        for segment in read_tmx_file(path, source_lang, target_lang):
+            yield Pair(segment.source, segment.target, origin=path.name)
+    except CorpusInputError as exc:
+        raise CorpusError(f"{path}:{exc.line}: {exc.reason.removeprefix(f'{path}: ')}") from exc
+
+
+def read_directory(directory: Path, source_lang: str, target_lang: str) -> Iterator[Pair]:
+    """Yield the pairs of every ``.tsv``, ``.tmx`` and ``.jsonl`` file under ``directory``, in path order.
+
+    TMX files give the side in ``source_lang`` as source and the one in ``target_lang`` as target; TSV and JSON-lines
+    files are ``source, target`` already. Hidden files and other suffixes are skipped (with a warning for the
+    latter). A missing directory yields nothing. Errors name the file and line (:class:`CorpusError`).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        log.info("no corpus directory %s", directory)
+        return
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        if any(part.startswith(".") for part in path.relative_to(directory).parts):
+            continue
+        suffix = path.suffix.lower()
+        if suffix not in DIRECTORY_SUFFIXES:
+            log.warning("skipping %s: not a corpus file (accepted: %s)", path, ", ".join(DIRECTORY_SUFFIXES))
+            continue
+        log.info("reading corpus %s", path)
+        if suffix == ".tmx":
+            yield from _read_tmx(path, source_lang, target_lang)
+        elif suffix == ".jsonl":
+            yield from _read_jsonl(path)
+        else:
+            yield from read_tsv(path)
+
+
+def read_store(corpus: ParallelCorpus, pair: str) -> Iterator[Pair]:
+    """Yield the pairs uploaded for ``pair`` (``POST /v1/corpus/{pair}``), in arrival order.
+
+    ``origin`` is ``store:<id>``: the row's arrival number.
+    """
+    for segment in corpus.segments(pair):
+        yield Pair(segment.source, segment.target, origin=f"store:{segment.id}")
