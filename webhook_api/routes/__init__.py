@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from webhook_api.routes import corpus, health, jobs, models
+from webhook_api.routes import corpus, deliveries, health, jobs, models
 
-ROUTERS: list[APIRouter] = [jobs.router, corpus.router, models.router, health.router]
+ROUTERS: list[APIRouter] = [jobs.router, corpus.router, deliveries.router, models.router, health.router]
