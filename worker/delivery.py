@@ -287,8 +287,7 @@ class Deliverer:
             return AttemptResult(None, elapsed_ms(), exc.reason)
         except CallbackUrlRefused as exc:
             log.warning("job %s: callback URL refused at delivery: %s", job.id, exc.reason)
-            error = f"refused by the SSRF policy: {exc.reason}"
-            return AttemptResult(None, elapsed_ms(), error, refused=True)
+            return AttemptResult(None, elapsed_ms(), f"refused by the SSRF policy: {exc.reason}", refused=True)
         body = build_event(
             job,
             public_api_url=self.settings.public_api_url,
