@@ -39,7 +39,7 @@ from jobs.store import Completion, JobRecord, JobStore
 from tests.plugins.receiver import Answer, Receiver
 from webhook_api.main import create_app
 from webhook_api.settings import ApiSettings
-from worker.delivery import Deliverer
+from worker.delivery import Deliverer, parse_retry_after
 from worker.delivery_settings import DeliverySettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -770,3 +770,59 @@ def test_delivery_worker_keeps_retry_waiting_in_broker_when_delay_exceeds_consum
         if probe.is_open:
             probe.close()
         worker.stop()
+
+
+# -- retry timing and start-up checks ---------------------------------------------------------------------
+def unit_deliverer(**settings: Any) -> Deliverer:
+    """A Deliverer for computing delays (its store and broker are never reached)."""
+    values: dict[str, Any] = {"webhook_secrets": SECRETS, "broker_url": "amqp://guest:guest@127.0.0.1:9//"}
+    values.update(settings)
+    delivery_settings = DeliverySettings(**values)
+    return Deliverer(delivery_settings, JobStore.from_url("sqlite://"), EventAnnouncer.from_settings(delivery_settings))
+
+
+def test_retry_delay_follows_schedule_within_jitter_when_receiver_sends_no_retry_after() -> None:
+    # Given: the default schedule, ±20 %
+    deliverer = unit_deliverer()
+
+    # When
+    delays = {attempt: [deliverer.retry_delay_s(attempt, None) for _ in range(200)] for attempt in (1, 2, 9)}
+
+    # Then
+    assert min(delays[1]) >= 4 and max(delays[1]) <= 6
+    assert min(delays[2]) >= 240 and max(delays[2]) <= 360
+    assert min(delays[9]) >= 0.8 * 86_400 and max(delays[9]) <= 1.2 * 86_400
+    assert len(set(delays[2])) > 10  # spread, not one value
+
+
+def test_retry_delay_honours_retry_after_up_to_the_cap_when_receiver_asks_for_longer() -> None:
+    deliverer = unit_deliverer(retry_jitter=0, max_retry_after_s=3_600)
+
+    assert deliverer.retry_delay_s(1, 120.0) == 120  # longer than the schedule's 5 s: honoured
+    assert deliverer.retry_delay_s(2, 1.0) == 300  # shorter than the schedule: the schedule wins
+    assert deliverer.retry_delay_s(1, 7 * 86_400.0) == 3_600  # capped
+
+
+def test_parse_retry_after_reads_seconds_and_http_dates_when_present() -> None:
+    now = 1_700_000_000.0
+    assert parse_retry_after("120", now) == 120.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:15:20 GMT", now) == 120.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", now) == 0.0  # in the past
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after(None, now) is None
+
+
+def test_delivery_worker_exits_without_echoing_secret_when_secret_is_invalid(tmp_path: Path) -> None:
+    # Given: a secret with a typo (not base64) and a placeholder
+    leaked = "whsec_ThisIsMyRealSecret!!"
+    env = {**os.environ, "BT_DELIVERY_WEBHOOK_SECRETS": f"acme:{leaked},beta:whsec_changeme", "BT_LOG_FORMAT": "text"}
+
+    # When
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.delivery"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    # Then
+    assert done.returncode == 2
+    assert "webhook secret of client 'acme' is invalid" in done.stdout + done.stderr
+    assert "ThisIsMyRealSecret" not in done.stdout + done.stderr
