@@ -56,8 +56,7 @@ CLOUD_METADATA_HOSTS = frozenset(
 
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 _PRIVATE_NETWORKS: tuple[IPNetwork, ...] = tuple(
-    ipaddress.ip_network(n)
-    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -200,9 +199,7 @@ class CallbackUrlPolicy:
 
     def _address_allowed(self, address: IPAddress) -> bool:
         candidate = _comparable(address)
-        return any(
-            candidate in network for network in self.allowed_networks if network.version == candidate.version
-        )
+        return any(candidate in network for network in self.allowed_networks if network.version == candidate.version)
 
     @staticmethod
     def _split(url: str) -> SplitResult:

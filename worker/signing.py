@@ -44,8 +44,7 @@ class WebhookSecret:
             raise InvalidSecret("webhook secret is not valid base64 after whsec_") from exc
         if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
             raise InvalidSecret(
-                f"webhook secret holds {len(key)} bytes; "
-                f"use {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} random bytes"
+                f"webhook secret holds {len(key)} bytes; use {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} random bytes"
             )
         return cls(key)
 
@@ -69,9 +68,7 @@ class WebhookSigner:
     def __init__(self, secrets: Mapping[str, Sequence[WebhookSecret]]) -> None:
         self._secrets = {client: tuple(keys) for client, keys in secrets.items() if keys}
 
-    def headers(
-        self, client: str, webhook_id: str, body: bytes, timestamp: int | None = None
-    ) -> dict[str, str]:
+    def headers(self, client: str, webhook_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         """The three Standard Webhooks headers for one attempt (``timestamp`` defaults to now)."""
         keys = self._secrets.get(client)
         if not keys:
