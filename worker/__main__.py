@@ -9,14 +9,17 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from types import FrameType
 
+from jobs.events import EventAnnouncer
 from jobs.logging_setup import configure_logging
 from jobs.store import JobStore
 from jobs.topology import Topology
 from worker.consumer import ConsumerConfig, JobConsumer
 from worker.health import HealthServer
 from worker.metrics import MODEL_INFO
+from worker.models import ModelSlot, ModelWatcher, RegistryModels
 from worker.settings import WorkerSettings
 from worker.translator import Translator, TranslatorConfig
 
@@ -36,25 +39,49 @@ def translator_config(settings: WorkerSettings) -> TranslatorConfig:
     )
 
 
-def build_announcer(settings: WorkerSettings):  # type: ignore[no-untyped-def]
+def build_announcer(settings: WorkerSettings) -> Callable[[Sequence[str]], None]:
     """Announce terminal jobs to the delivery worker (see :mod:`jobs.events`)."""
-    from jobs.events import EventAnnouncer
-
     return EventAnnouncer.from_settings(settings).announce
+
+
+def load_model(settings: WorkerSettings, config: TranslatorConfig) -> tuple[Translator, RegistryModels | None]:
+    """The first model to serve: the registry alias when a registry is configured, else the local directory."""
+    if settings.registry_uri:
+        registry = RegistryModels(
+            tracking_uri=settings.registry_uri,
+            name=settings.registered_name,
+            alias=settings.model_alias,
+            cache_dir=settings.model_cache_dir,
+        )
+        return registry.load(registry.resolve(), config), registry
+    if settings.model_dir is None:
+        raise ValueError("no model: set BT_WORKER_REGISTRY_URI (MLflow) or BT_WORKER_MODEL_DIR (a local directory)")
+    return Translator(settings.model_dir, config), None
 
 
 def main() -> None:
     configure_logging()
     settings = WorkerSettings()
-    if settings.model_dir is None:
-        log.error("no model: set BT_WORKER_MODEL_DIR to a CTranslate2 model directory")
-        sys.exit(EXIT_CONFIG)
     store = JobStore.from_url(settings.store_url)
     store.create_schema()
-    translator = Translator(settings.model_dir, translator_config(settings))
-    model = translator.model
-    store.record_served_model(settings.pair, model)
-    MODEL_INFO.labels(settings.pair, model.name, model.version).set(1)
+    config = translator_config(settings)
+    try:
+        translator, registry = load_model(settings, config)
+    except ValueError as exc:
+        log.error("%s", exc)
+        sys.exit(EXIT_CONFIG)
+
+    def on_promote(new: Translator) -> None:
+        MODEL_INFO.clear()
+        MODEL_INFO.labels(settings.pair, new.model.name, new.model.version).set(1)
+        store.record_served_model(settings.pair, new.model)
+
+    slot = ModelSlot(translator, on_promote=on_promote)
+    on_promote(translator)
+    watcher = None
+    if registry is not None:
+        watcher = ModelWatcher(registry, slot, config, translator.model.version, settings.model_poll_interval_s)
+        watcher.start()
     consumer = JobConsumer(
         ConsumerConfig(
             pair=settings.pair,
@@ -66,7 +93,7 @@ def main() -> None:
             drain_timeout_s=settings.drain_timeout_s,
         ),
         store=store,
-        translator=lambda: translator,
+        translator=slot.current,
         announce=build_announcer(settings),
     )
 
@@ -81,7 +108,9 @@ def main() -> None:
         health = HealthServer(settings.metrics_port, ready=lambda: consumer.consuming)
         health.start()
     code = consumer.run()
-    translator.close()
+    if watcher is not None:
+        watcher.stop()
+    slot.close()
     if health is not None:
         health.stop()
     sys.exit(code)

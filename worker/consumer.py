@@ -121,6 +121,7 @@ class JobConsumer:
         self._draining = threading.Event()  #: set by the I/O thread once no new messages can arrive
         self._translation_done = threading.Event()
         self._finisher_done = threading.Event()
+        self._serving: Translator  #: the model of the steps being cut now (translation thread only)
         self._connection: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
         self.consuming = False
@@ -219,12 +220,14 @@ class JobConsumer:
     # -- translation thread ---------------------------------------------------------------------------------
     def _translation_loop(self) -> None:
         try:
+            self._serving = self.translator()
             while True:
                 self._take_arrivals()
                 if self._draining.is_set():
                     self._release_unstarted()
                     if len(self._packer) == 0:
                         return
+                self._follow_model()
                 step = self._next_step()
                 if step is not None:
                     self._run_step(step)
@@ -257,9 +260,8 @@ class JobConsumer:
             fresh.append(job)
         if not fresh:
             return
-        translator = self.translator()
         for job in fresh:
-            job.tokens = translator.tokenize(job.message.segments)
+            job.tokens = self._serving.tokenize(job.message.segments)
             job.translations = [None] * len(job.tokens)
             self._packer.add(job)
         self._finisher_queue.put(_MarkRunning([job.id for job in fresh]))
@@ -278,8 +280,26 @@ class JobConsumer:
         self._take_arrivals(timeout_s=max_wait_s - waited_s)
         return None
 
+    def _follow_model(self) -> None:
+        """Switch to a newly promoted model between steps; jobs in progress restart on it (one model per job)."""
+        current = self.translator()
+        if current is self._serving:
+            return
+        started = time.perf_counter()
+        restarted = 0
+        for job in self._packer:
+            restarted += job.started
+            job.tokens = current.tokenize(job.message.segments)
+            job.translations = [None] * len(job.tokens)
+            job.next_segment = job.done = 0
+        self._serving = current
+        log.info(
+            "switched to model %s version %s between steps in %.1f ms (%d jobs in progress restarted)",
+            current.model.name, current.model.version, (time.perf_counter() - started) * 1000, restarted,
+        )  # fmt: skip
+
     def _run_step(self, step: Step) -> None:
-        translator = self.translator()
+        translator = self._serving
         pair = self.config.pair
         started = time.perf_counter()
         try:

@@ -44,10 +44,15 @@ class TranslatorConfig:
 class Translator:
     """A loaded translation model: tokenize, translate in batches, detokenize."""
 
-    def __init__(self, model_dir: Path | str, config: TranslatorConfig | None = None) -> None:
+    def __init__(
+        self, model_dir: Path | str, config: TranslatorConfig | None = None, model: ModelRef | None = None
+    ) -> None:
+        """Load ``model_dir``; ``model`` names it (e.g. the registry's name and version), else model_info.json."""
         self.model_dir = Path(model_dir)
         self.config = config or TranslatorConfig()
         self.info = ModelInfo.read(self.model_dir)
+        if model is not None:
+            self.info.name, self.info.version = model.name, model.version
         self._source = spm.SentencePieceProcessor(model_file=str(self.model_dir / SOURCE_SPM))
         self._target = spm.SentencePieceProcessor(model_file=str(self.model_dir / TARGET_SPM))
         self._ct2: ctranslate2.Translator | None = ctranslate2.Translator(
@@ -77,9 +82,7 @@ class Translator:
     def detokenize(self, tokens: Sequence[Sequence[str]]) -> list[str]:
         return [self._target.decode(list(t)) for t in tokens]
 
-    def translate_tokens(
-        self, sources: Sequence[Sequence[str]], options: TranslationOptions
-    ) -> list[list[str]]:
+    def translate_tokens(self, sources: Sequence[Sequence[str]], options: TranslationOptions) -> list[list[str]]:
         """Beam-search ``sources`` (already tokenized); return the best hypothesis' tokens for each."""
         if self._ct2 is None:
             raise RuntimeError("translator was closed")
