@@ -92,12 +92,19 @@ class _Failed:
 
 
 @dataclass
+class _Skipped:
+    """A job that was already terminal when it arrived: announce again (idempotent), then ack."""
+
+    job: PendingJob
+
+
+@dataclass
 class _Settle:
     job: PendingJob
     outcome: Outcome
 
 
-_Work = _MarkRunning | _Finished | _Failed | _Settle | None
+_Work = _MarkRunning | _Finished | _Failed | _Skipped | _Settle | None
 
 
 class JobConsumer:
@@ -255,7 +262,7 @@ class JobConsumer:
             status = statuses.get(job.id)
             if status is not None and status.terminal:
                 log.info("job %s is %s; skipping it", job.id, status.value)
-                self._finisher_queue.put(_Settle(job, Outcome.ACK))
+                self._finisher_queue.put(_Skipped(job))
                 continue
             fresh.append(job)
         if not fresh:
@@ -372,6 +379,9 @@ class JobConsumer:
             self.store.mark_running(work.job_ids)
         elif isinstance(work, _Settle):
             self._settle_threadsafe(work.job, work.outcome)
+        elif isinstance(work, _Skipped):
+            self._announce([work.job])
+            self._settle_threadsafe(work.job, Outcome.ACK)
         elif isinstance(work, _Finished):
             self._on_finished(work)
         elif isinstance(work, _Failed):
@@ -381,9 +391,11 @@ class JobConsumer:
         model = work.translator.model
         completions = [Completion(job.id, [t or "" for t in job.translations], model) for job in work.jobs]
         stored = self.store.complete_many(completions)
-        self._announce([job for job in work.jobs if job.id in stored])
         missing = [job for job in work.jobs if job.id not in stored]
         statuses = self.store.statuses(job.id for job in missing) if missing else {}
+        # Jobs terminal already (a redelivery after a failed announce, a cancel) are announced again: the
+        # delivery worker ignores an announcement for an event it already has, so no event is ever lost.
+        self._announce([job for job in work.jobs if job.id in stored or job.id in statuses])
         for job in work.jobs:
             if job.id in stored:
                 log.info(
@@ -426,7 +438,7 @@ class JobConsumer:
 def _jobs_of(work: _Work) -> list[PendingJob]:
     if isinstance(work, _Finished):
         return list(work.jobs)
-    if isinstance(work, _Failed | _Settle):
+    if isinstance(work, _Failed | _Skipped | _Settle):
         return [work.job]
     return []
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response, status
 
+from jobs.errors import BrokerUnavailable
 from jobs.schemas import (
     ErrorBody,
     ErrorInfo,
@@ -90,9 +91,7 @@ def check_limits(job: JobCreate, settings: ApiSettings) -> None:
 
 def to_public(record: JobRecord, services: Services) -> JobPublic:
     done = record.segments_total if record.status is JobStatus.SUCCEEDED else record.segments_done
-    error = (
-        ErrorInfo(code=record.error_code, message=record.error_message or "") if record.error_code else None
-    )
+    error = ErrorInfo(code=record.error_code, message=record.error_message or "") if record.error_code else None
     return JobPublic(
         id=record.id,
         status=record.status,
@@ -150,9 +149,7 @@ def submit_job(
         log.info("job %s accepted: %s, %d segments", record.id, record.pair, record.segments_total)
     else:
         response.headers["Idempotent-Replayed"] = "true"
-    return JobAccepted(
-        id=record.id, status=record.status, segments=record.segments_total, links=links(record.id)
-    )
+    return JobAccepted(id=record.id, status=record.status, segments=record.segments_total, links=links(record.id))
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=_ERRORS, summary="Status of a job")
@@ -165,9 +162,7 @@ def get_result(job_id: str, client: ClientDep, store: StoreDep) -> JobResult:
     """The translations, in segment order; ``409`` while the job has not succeeded."""
     record = store.get(job_id, client)
     if record.status is not JobStatus.SUCCEEDED or record.translations is None:
-        raise ApiProblem(
-            409, "job_not_finished", f"job {job_id} is {record.status.value}; no result to fetch"
-        )
+        raise ApiProblem(409, "job_not_finished", f"job {job_id} is {record.status.value}; no result to fetch")
     return JobResult(id=record.id, translations=record.translations, model=record.model)
 
 
@@ -177,5 +172,9 @@ def cancel_job(job_id: str, client: ClientDep, store: StoreDep, services: Servic
     record = store.cancel(job_id, client)
     log.info("job %s cancelled", job_id)
     if record.callback_url:
-        services.announce([record.id])
+        try:
+            services.announce([record.id])
+        except BrokerUnavailable:
+            # The cancel stands; the event can be sent later with POST /v1/jobs/{id}/redeliver.
+            log.error("job %s cancelled but its event could not be enqueued (broker unavailable)", job_id)
     return to_public(record, services)
