@@ -68,3 +68,19 @@ class SharedSettings(BaseSettings):
         default="deliveries",
         description="Queue the delivery worker consumes callback deliveries from.",
     )
+
+
+def environment_variables(cls: type[BaseSettings]) -> dict[str, str]:
+    """``{ENV_VAR: field name}`` for every setting of ``cls`` (the documented and chart-rendered names)."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    names: dict[str, str] = {}
+    for field_name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            env = next(choice for choice in alias.choices if isinstance(choice, str))
+        elif isinstance(alias, str):
+            env = alias
+        else:
+            env = prefix + field_name
+        names[env.upper()] = field_name
+    return names
