@@ -40,5 +40,15 @@ format: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(VENV)/bin/mypy
 
+bench: $(VENV)/.dev services  ## End-to-end benchmark (issue 6): table on stdout, JSON in bench/results/latest.json
+	$(PY) -m bench $(BENCH_ARGS)
+
+IMAGE_TAG ?= $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+
+image:  ## Build the api, worker, delivery and retrain images (needs Docker with BuildKit)
+	for target in api worker delivery retrain; do \
+	  docker build --target $$target -t batch-translate-$$target:$(IMAGE_TAG) . || exit 1; \
+	done
+
 clean:
 	rm -rf var .pytest_cache .ruff_cache .mypy_cache
