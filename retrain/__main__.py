@@ -4,6 +4,13 @@
 
     retrain demo-model --out var/demo-model [--preset demo|test]
     retrain train --corpus data.tsv --pair en-fr --out var/models/en-fr [--preset demo] [--max-steps N]
+    retrain run --pair en-fr [--force] [--start auto|champion|base|scratch] [--max-steps N] [--max-time-s S]
+    retrain import --pair en-fr --model-dir DIR [--champion]
+
+``run`` and ``import`` read :class:`retrain.settings.RetrainSettings` (``BT_RETRAIN_*``, ``BT_STORE_URL``,
+``MLFLOW_TRACKING_URI``) and print a JSON summary on stdout. Exit codes: 0 done (for ``run``: promoted, not
+promoted, or nothing to do; the summary's ``outcome`` says which), 1 failed (registry, store, data or training
+error; an MLflow run that was started is marked FAILED), 2 usage or configuration error.
 
 To add a subcommand, write ``add_<name>_parser(subparsers)`` that registers its arguments and a handler
 ``<name>(args) -> int``, and list the former in :data:`SUBCOMMANDS`. Heavy imports (torch, transformers) happen
@@ -19,9 +26,15 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from jobs.errors import BatchTranslateError
 from jobs.schemas import LANG_PATTERN
+
+if TYPE_CHECKING:
+    from retrain.settings import RetrainSettings
 
 log = logging.getLogger("retrain")
 
@@ -160,10 +173,90 @@ def train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- run --------------------------------------------------------------------------------------------------------
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> RetrainSettings:
+    """The environment's settings with the command line's overrides (unset options override nothing)."""
+    from retrain.settings import RetrainSettings
+
+    settings = RetrainSettings()
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    return RetrainSettings.model_validate(settings.model_dump() | changes) if changes else settings
+
+
+def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="retrain a pair when enough new data arrived; promote the candidate if it beats the champion",
+        description="Read the pair's corpus (store uploads and <data_dir>/<pair>/ files), skip if too little is new "
+        "since the champion's data, else train, convert to CTranslate2, evaluate candidate and champion on the test "
+        "split, register the candidate in MLflow and move the champion alias if it passes the gate. The CronJob's "
+        "command. Settings: BT_RETRAIN_* (see retrain/settings.py).",
+    )
+    parser.add_argument("--pair", type=parse_pair, required=True, help="language pair, e.g. en-fr")
+    parser.add_argument("--force", action="store_true", help="train even if too little new data arrived")
+    parser.add_argument(
+        "--start",
+        choices=("auto", "champion", "base", "scratch"),
+        default="auto",
+        help="start from the champion's checkpoint, the base model, or scratch (default: the first that exists)",
+    )
+    parser.add_argument("--max-steps", type=int, help="stop training after this many steps (BT_RETRAIN_MAX_STEPS)")
+    parser.add_argument("--max-time-s", type=float, help="stop training after this many seconds")
+    parser.add_argument("--preset", choices=PRESETS, help="recipe for training from scratch (BT_RETRAIN_PRESET)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from retrain.pipeline import run as run_pipeline
+
+    settings = _settings(args, max_time_s=args.max_time_s, preset=args.preset)
+    pair = "-".join(args.pair)
+    result = run_pipeline(settings, pair, force=args.force, start=args.start, max_steps=args.max_steps)
+    print(json.dumps(result.to_dict(), indent=2))
+    return EXIT_OK
+
+
+# --- import -----------------------------------------------------------------------------------------------------
+
+
+def add_import_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "import",
+        help="register an existing model directory (CTranslate2, or a Hugging Face Marian checkpoint) for a pair",
+        description="Register a CTranslate2 model directory, or convert and register a Hugging Face Marian "
+        "checkpoint (e.g. OPUS-MT), as a new version of the pair's model; --champion also points the alias at it.",
+    )
+    parser.add_argument("--pair", type=parse_pair, required=True, help="language pair, e.g. en-fr")
+    parser.add_argument("--model-dir", type=Path, required=True, help="the model directory to import")
+    parser.add_argument("--champion", action="store_true", help="make the imported version the champion")
+    parser.add_argument(
+        "--quantization", default="int8", help="weight type when converting a checkpoint (default: %(default)s)"
+    )
+    parser.set_defaults(handler=import_)
+
+
+def import_(args: argparse.Namespace) -> int:
+    from retrain.pipeline import import_model
+
+    result = import_model(
+        _settings(args),
+        "-".join(args.pair),
+        args.model_dir,
+        make_champion=args.champion,
+        quantization=None if args.quantization == "float32" else args.quantization,
+    )
+    print(json.dumps(result.to_dict(), indent=2))
+    return EXIT_OK
+
+
 #: Subcommand registrations, in ``--help`` order.
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     add_demo_model_parser,
     add_train_parser,
+    add_run_parser,
+    add_import_parser,
 )
 
 
@@ -183,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args))
+    except ValidationError as exc:
+        print(f"retrain {args.command}: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (BatchTranslateError, ValueError, OSError) as exc:
         log.debug("command failed", exc_info=True)
         print(f"retrain {args.command}: {exc}", file=sys.stderr)
