@@ -49,7 +49,7 @@ RECIPES: dict[str, Recipe] = {
     "test": Recipe(
         spec=TEST_SPEC,
         train=TrainConfig(learning_rate=3e-3, warmup_steps=100, batch_size=64, max_steps=500, max_time_s=120),
-        vocabulary=VocabularyConfig(source_vocab_size=200, target_vocab_size=200),
+        vocabulary=VocabularyConfig(source_vocab_size=1_000, target_vocab_size=1_000),
     ),
     "demo": Recipe(
         spec=DEMO_SPEC,

@@ -56,7 +56,7 @@ def build_demo_model(
     preset: str = "demo",
     seed: int = 0,
     *,
-    threads: int = 2,
+    threads: int = 1,
     max_time_s: float | None = None,
     checkpoint_dir: Path | None = None,
     force: bool = False,

@@ -54,7 +54,9 @@ class TrainConfig:
     max_time_s: float = 600.0
     max_tokens: int = 128  #: sentences are truncated to this many tokens
     seed: int = 0
-    threads: int = 2  #: torch intra-op threads
+    #: torch intra-op threads. Measured on the shared 2-core machine under load: 1 thread ran the test preset's
+    #: 500 steps in 26 s, 2 threads managed 149 steps in 120 s (oversubscribed OpenMP threads stall each other).
+    threads: int = 1
     log_every: int = 100  #: steps between loss lines in the log
 
 

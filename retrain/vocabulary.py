@@ -39,7 +39,9 @@ class VocabularyConfig:
 
     source_vocab_size: int = 8_000
     target_vocab_size: int = 8_000
-    model_type: str = "unigram"
+    #: "bpe" or "unigram". Measured on the demo corpus: unigram stopped at 103 pieces and spelled "page" letter by
+    #: letter; bpe kept whole words (352 pieces) and made sentences 24 % shorter.
+    model_type: str = "bpe"
     character_coverage: float = 1.0
     max_sentences: int = 2_000_000  #: sentences per side sampled for sentencepiece training
 
