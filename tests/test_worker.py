@@ -212,3 +212,35 @@ def test_worker_skips_job_when_cancelled_while_queued(
     while queue_depth(broker_url, f"{prefix}.en-fr") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert queue_depth(broker_url, f"{prefix}.en-fr") == 0
+
+
+def test_dead_letters_cli_replays_failed_job_when_operator_asks(
+    api: TestClient,
+    worker_env: dict[str, str],
+    broker_url: str,
+    prefix: str,
+    sqlite_url: str,
+    start_worker: Callable[..., WorkerProcess],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given: a job that failed for good on a faulty model and sits in the dead-letter queue
+    job_id = submit(api, ["eighteen", POISON])
+    faulty = start_worker(worker_env, module="tests.faulty_worker")
+    assert wait_terminal(api, [job_id])[job_id]["status"] == "failed"
+    assert faulty.terminate() == 0
+    for name, value in {"BT_BROKER_URL": broker_url, "BT_STORE_URL": sqlite_url, "BT_QUEUE_PREFIX": prefix}.items():
+        monkeypatch.setenv(name, value)
+    from worker import dead_letters
+
+    # When: the operator lists, then replays it to a healthy worker
+    assert dead_letters.main(["list", "--pair", "en-fr"]) == 0
+    listed = capsys.readouterr().out
+    assert dead_letters.main(["replay", "--pair", "en-fr", "--job", job_id]) == 0
+    start_worker(worker_env)
+    job = wait_terminal(api, [job_id])[job_id]
+
+    # Then
+    assert f'"job_id": "{job_id}"' in listed and '"reason": "rejected"' in listed
+    assert job["status"] == "succeeded" and job["error"] is None
+    assert queue_depth(broker_url, Topology(prefix=prefix).dead_letter_queue("en-fr")) == 0
