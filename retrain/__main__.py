@@ -66,7 +66,9 @@ def parse_pair(text: str) -> tuple[str, str]:
 def _add_common_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=PRESETS, default="demo", help="model size and training budget")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default: %(default)s; 2 stalled on a loaded 2-core box)"
+    )
     parser.add_argument("--max-time-s", type=float, help="stop training after this many seconds")
     parser.add_argument(
         "--checkpoint-dir", type=Path, help="keep the Hugging Face checkpoint here (to fine-tune from later)"
