@@ -304,6 +304,22 @@ def eval_options(model_dir: Path) -> TranslationOptions:
     return defaults
 
 
+def usable_config(config: TranslatorConfig, model_dir: Path, settings: RetrainSettings) -> TranslatorConfig:
+    """``config``, or the CPU when ``device`` is ``auto`` and CTranslate2 sees a GPU but cannot load on it.
+
+    Measured on an H100 whose image had only CUDA 13: ``get_cuda_device_count()`` was 1 and loading failed with
+    "libcublas.so.12 is not found" (CTranslate2 4.x wheels need cuBLAS 12). An explicit ``cuda`` fails instead.
+    """
+    if config.device != "cuda" or settings.device != "auto":
+        return config
+    try:
+        Translator(model_dir, config).close()
+    except RuntimeError as exc:
+        log.warning("CTranslate2 cannot use the GPU (%s); evaluating on the CPU", exc)
+        return replace(config, device="cpu", compute_type="int8")
+    return config
+
+
 def score_model(model_dir: Path, test: list[Pair], config: TranslatorConfig) -> Scores:
     """Score a model directory on ``test`` through the worker's ``Translator``."""
     translator = Translator(model_dir, config)
@@ -343,16 +359,32 @@ def _start_point(
     return None, "scratch"
 
 
-def _train(parts: SplitPairs, checkpoint: Path, chosen: Recipe, start_from: Path | None) -> Any:
+def train_device(settings: RetrainSettings) -> str:
+    """Where torch trains: the GPU when asked for (or ``auto`` and torch sees one), else the CPU."""
+    import torch
+
+    if settings.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return settings.device
+
+
+def train_candidate(
+    parts: SplitPairs, checkpoint: Path, chosen: Recipe, start_from: Path | None, device: str = "cpu"
+) -> Any:
+    """Train on the train split into ``checkpoint``: from ``start_from`` (a Hugging Face checkpoint), or from
+    scratch with a new vocabulary. ``device`` is torch's default device for the run (``retrain.train`` builds its
+    model and batches with torch's factories, so they land there)."""
+    import torch
+
     from retrain.train import train
     from retrain.vocabulary import build_vocabulary
 
-    if start_from is None:
-        build_vocabulary(
-            (p.source for p in parts.train), (p.target for p in parts.train), checkpoint, chosen.vocabulary
-        )
-        return train(parts.train, checkpoint, chosen.train, spec=chosen.spec)
-    return train(parts.train, checkpoint, chosen.train, init_checkpoint=start_from)
+    with torch.device(device):
+        if start_from is None:
+            sources, targets = (p.source for p in parts.train), (p.target for p in parts.train)
+            build_vocabulary(sources, targets, checkpoint, chosen.vocabulary)
+            return train(parts.train, checkpoint, chosen.train, spec=chosen.spec)
+        return train(parts.train, checkpoint, chosen.train, init_checkpoint=start_from)
 
 
 def run(
@@ -379,6 +411,7 @@ def run(
     log.info("%s: retraining: %s%s", pair, arrived.reason, " (forced)" if force else "")
     chosen = run_recipe(settings, max_steps)
     config = translator_config(settings)
+    device = train_device(settings)
     version_code = code_version(settings)
     if settings.work_dir is not None:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
@@ -401,12 +434,12 @@ def run(
                     "gate.margin": settings.gate_margin,
                     "min_new_pairs": settings.min_new_pairs,
                     "min_new_share": settings.min_new_share,
-                    "eval.device": config.device,
+                    "train.device": device,
                 },
                 metrics={"new_pairs": arrived.new_pairs},
             )
             checkpoint = work / "checkpoint"
-            trained = _train(corpus.parts, checkpoint, chosen, start_from)
+            trained = train_candidate(corpus.parts, checkpoint, chosen, start_from, device)
             info = ModelInfo(
                 name=registry.name,
                 version=run_id,
@@ -421,6 +454,7 @@ def run(
                 },
             )
             model_dir = export(checkpoint, work / "model", info, quantization=chosen.quantization)
+            config = usable_config(config, model_dir, settings)
             candidate = score_model(model_dir, corpus.parts.test, config)
             best = None
             if champion is not None:
@@ -434,7 +468,7 @@ def run(
                 "train_seconds": trained.train_seconds,
                 "final_loss": trained.loss,
             }
-            registry.log(run_id, metrics=metrics)
+            registry.log(run_id, metrics=metrics, params={"eval.device": config.device})
             registry.log_dir(run_id, model_dir, MODEL_ARTIFACT)
             registry.log_dir(run_id, checkpoint, CHECKPOINT_ARTIFACT)
             decision = gate(candidate, best, settings, champion.version if champion else None)
@@ -555,7 +589,7 @@ def import_model(
                 shutil.copytree(model_dir, staged, ignore=shutil.ignore_patterns(".*", MODEL_INFO_FILE))
                 info.write(staged)
             test = load_corpus(settings, pair).parts.test
-            config = translator_config(settings)
+            config = usable_config(translator_config(settings), staged, settings)
             scores: Scores | None = None
             if test:
                 scores = score_model(staged, test, config)

@@ -72,7 +72,9 @@ class RetrainSettings(SharedSettings):
     seed: int = Field(0, description="Training seed.")
     threads: int = Field(2, ge=1, description="CPU threads for training and evaluation.")
     device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="Where candidates are evaluated (CTranslate2): auto picks cuda when a GPU is visible."
+        "auto",
+        description="Where candidates train (torch) and are evaluated (CTranslate2); auto picks cuda for each "
+        "that sees a GPU.",
     )
     code_version: str | None = Field(
         None, description="Code version recorded with every run (default: git commit, else the package version)."

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
@@ -35,6 +36,8 @@ from retrain.__main__ import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
 from retrain.corpus import Pair
 from retrain.demo_corpus import generate_pairs
 from worker.translator import Translator
+
+log = logging.getLogger(__name__)
 
 PAIR = "en-fr"
 #: Gate margin of the scenario, in chrF points.
@@ -66,7 +69,9 @@ def retrain(env: dict[str, str], *argv: str) -> CliRun:
         with redirect_stdout(out), redirect_stderr(err):
             code = main(list(argv))
     text = out.getvalue()
-    return CliRun(code, json.loads(text) if text.strip() else {}, err.getvalue())
+    run = CliRun(code, json.loads(text) if text.strip() else {}, err.getvalue())
+    log.info("retrain %s -> exit %d: %s", " ".join(argv), code, json.dumps(run.summary))
+    return run
 
 
 @dataclass
