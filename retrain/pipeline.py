@@ -387,6 +387,50 @@ def train_candidate(
         return train(parts.train, checkpoint, chosen.train, init_checkpoint=start_from)
 
 
+def _run_params(
+    settings: RetrainSettings, chosen: Recipe, force: bool, device: str, from_scratch: bool
+) -> dict[str, object]:
+    """What an MLflow run records about how it trained and how it is judged."""
+    return {
+        "preset": settings.preset,
+        "recipe": chosen.key(),
+        **{f"train.{k}": v for k, v in asdict(chosen.train).items()},
+        **({f"model.{k}": v for k, v in asdict(chosen.spec).items()} if from_scratch else {}),
+        "quantization": chosen.quantization,
+        "forced": force,
+        "gate.metric": settings.gate_metric,
+        "gate.margin": settings.gate_margin,
+        "min_new_pairs": settings.min_new_pairs,
+        "min_new_share": settings.min_new_share,
+        "train.device": device,
+    }
+
+
+def _unless_champion_moved(decision: GateDecision, registry: Registry, champion: VersionInfo | None) -> GateDecision:
+    """Refuse the promotion when the alias moved while this run trained (an operator's import, say): the candidate
+    was compared with a champion that no longer serves, and must not replace the one that does."""
+    now = registry.champion()
+    before = champion.version if champion else None
+    if (now.version if now else None) == before:
+        return decision
+    reason = (
+        f"the champion moved from version {before} to {now.version if now else None} during this run; {decision.reason}"
+    )
+    return replace(decision, promote=False, reason=reason)
+
+
+def _gate_tags(decision: GateDecision, settings: RetrainSettings, champion: VersionInfo | None) -> dict[str, str]:
+    return {
+        "gate.decision": Outcome.PROMOTED.value if decision.promote else Outcome.REJECTED.value,
+        "gate.reason": decision.reason,
+        "gate.metric": settings.gate_metric,
+        "gate.margin": str(settings.gate_margin),
+        "gate.candidate_score": f"{decision.candidate_score:.4f}",
+        "gate.champion_score": "" if decision.champion_score is None else f"{decision.champion_score:.4f}",
+        "gate.champion_version": champion.version if champion else "",
+    }
+
+
 def run(
     settings: RetrainSettings, pair: str, *, force: bool = False, start: str = "auto", max_steps: int | None = None
 ) -> RunResult:
@@ -423,19 +467,7 @@ def run(
         with _recorded(registry, run_id):
             registry.log(
                 run_id,
-                params={
-                    "preset": settings.preset,
-                    "recipe": chosen.key(),
-                    **{f"train.{k}": v for k, v in asdict(chosen.train).items()},
-                    **({f"model.{k}": v for k, v in asdict(chosen.spec).items()} if start_from is None else {}),
-                    "quantization": chosen.quantization,
-                    "forced": force,
-                    "gate.metric": settings.gate_metric,
-                    "gate.margin": settings.gate_margin,
-                    "min_new_pairs": settings.min_new_pairs,
-                    "min_new_share": settings.min_new_share,
-                    "train.device": device,
-                },
+                params=_run_params(settings, chosen, force, device, start_from is None),
                 metrics={"new_pairs": arrived.new_pairs},
             )
             checkpoint = work / "checkpoint"
@@ -450,6 +482,7 @@ def run(
                     "trained_from": trained_from,
                     "steps": trained.steps,
                     "code_version": version_code,
+                    "data": asdict(corpus.snapshot),
                     MAX_POSITIONS_KEY: max_positions(checkpoint),
                 },
             )
@@ -472,15 +505,9 @@ def run(
             registry.log_dir(run_id, model_dir, MODEL_ARTIFACT)
             registry.log_dir(run_id, checkpoint, CHECKPOINT_ARTIFACT)
             decision = gate(candidate, best, settings, champion.version if champion else None)
-            gate_tags = {
-                "gate.decision": Outcome.PROMOTED.value if decision.promote else Outcome.REJECTED.value,
-                "gate.reason": decision.reason,
-                "gate.metric": settings.gate_metric,
-                "gate.margin": str(settings.gate_margin),
-                "gate.candidate_score": f"{decision.candidate_score:.4f}",
-                "gate.champion_score": "" if decision.champion_score is None else f"{decision.champion_score:.4f}",
-                "gate.champion_version": champion.version if champion else "",
-            }
+            if decision.promote:
+                decision = _unless_champion_moved(decision, registry, champion)
+            gate_tags = _gate_tags(decision, settings, champion)
             registered = registry.register(run_id, {**base_tags, **gate_tags})
             registry.log(run_id, tags={**gate_tags, "registered_version": registered.version})
             if decision.promote:
