@@ -101,9 +101,13 @@ class Scenario:
     def tags(self, version: str) -> dict[str, str]:
         return dict(self.client.get_model_version(self.name, version).tags)
 
+    def run_id(self, version: str, name: str | None = None) -> str:
+        run_id = self.client.get_model_version(name or self.name, version).run_id
+        assert run_id, f"version {version} has no run"
+        return str(run_id)
+
     def metrics(self, version: str) -> dict[str, float]:
-        run_id = self.client.get_model_version(self.name, version).run_id
-        return dict(self.client.get_run(run_id).data.metrics)
+        return dict(self.client.get_run(self.run_id(version)).data.metrics)
 
     def runs(self) -> int:
         experiment = self.client.get_experiment_by_name(self.name)
@@ -217,13 +221,13 @@ def test_retrain_run_trains_and_promotes_v1_when_the_first_corpus_arrives(
         p.name for p in model_dir.iterdir()
     }
     info = ModelInfo.read(model_dir)
-    assert (info.name, info.version) == (scenario.name, scenario.client.get_model_version(scenario.name, "1").run_id)
+    assert (info.name, info.version) == (scenario.name, scenario.run_id("1"))
     translator = Translator(model_dir)
     try:
         assert translator.translate(["two hundred and five"])[0].strip()
     finally:
         translator.close()
-    run_id = scenario.client.get_model_version(scenario.name, "1").run_id
+    run_id = scenario.run_id("1")
     checkpoint = {a.path for a in scenario.client.list_artifacts(run_id, "checkpoint")}
     assert {"checkpoint/config.json", f"checkpoint/{SOURCE_SPM}", "checkpoint/vocab.json"} <= checkpoint
 
@@ -292,7 +296,7 @@ def test_retrain_import_registers_models_built_elsewhere_when_given_ct2_or_maria
 ) -> None:
     # Given: v1's CTranslate2 directory and its Hugging Face checkpoint, as if built elsewhere
     uri = scenario.env["BT_RETRAIN_TRACKING_URI"]
-    run_id = scenario.client.get_model_version(scenario.name, "1").run_id
+    run_id = scenario.run_id("1")
     ct2_dir = Path(
         mlflow.artifacts.download_artifacts(f"runs:/{run_id}/model", dst_path=str(tmp_path / "ct2"), tracking_uri=uri)
     )
@@ -322,7 +326,7 @@ def test_retrain_import_registers_models_built_elsewhere_when_given_ct2_or_maria
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         served = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(tmp_path / "s")))
     assert ModelInfo.read(served).name == name
-    converted_run = client.get_model_version(name, "2").run_id
+    converted_run = scenario.run_id("2", name)
     assert {a.path for a in client.list_artifacts(converted_run, "model")} >= {"model/model.bin", f"model/{TARGET_SPM}"}
     assert client.list_artifacts(converted_run, "checkpoint")
 
