@@ -48,7 +48,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "test": Recipe(
         spec=TEST_SPEC,
-        train=TrainConfig(learning_rate=3e-3, warmup_steps=100, batch_size=64, max_steps=500, max_time_s=120),
+        train=TrainConfig(learning_rate=3e-3, warmup_steps=100, batch_size=64, max_steps=300, max_time_s=120),
         vocabulary=VocabularyConfig(source_vocab_size=1_000, target_vocab_size=1_000),
     ),
     "demo": Recipe(
