@@ -3,6 +3,11 @@
 Candidates are translated through ``worker.translator.Translator``, the class the worker serves with, so the
 score is the score of what will serve. chrF is the headline figure: word BLEU means little when many references
 are one or two words long.
+
+Scores depend on the decoding options. With a length penalty (CTranslate2's default) CTranslate2 ends a beam search
+once ``beam_size`` hypotheses have finished, even poor ones, so a confident model can lose a word under beam 4 that
+greedy search keeps: measured on the demo model's test split, beam 4 gave chrF 97.9 / exact match 94.2 %, greedy
+chrF 99.96 / 99.8 % (``length_penalty=0`` or ``patience=2`` recover the greedy figures).
 """
 
 from __future__ import annotations

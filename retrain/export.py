@@ -16,6 +16,7 @@ from ctranslate2.converters import TransformersConverter
 
 from jobs.errors import BatchTranslateError
 from jobs.model_dir import MODEL_INFO_FILE, SOURCE_SPM, TARGET_SPM, ModelInfo
+from retrain.vocabulary import quiet_marian_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ def export(
         staged = Path(work) / "model"
         converter = TransformersConverter(str(checkpoint_dir), copy_files=[SOURCE_SPM, TARGET_SPM])
         try:
-            converter.convert(str(staged), quantization=quantization, force=True)
+            with quiet_marian_tokenizer():
+                converter.convert(str(staged), quantization=quantization, force=True)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ExportError(f"CTranslate2 conversion of {checkpoint_dir} failed: {exc}") from exc
         info.write(staged)

@@ -25,6 +25,7 @@ from transformers import MarianMTModel, MarianTokenizer
 from jobs.errors import BatchTranslateError
 from retrain.corpus import Pair
 from retrain.marian import ModelSpec, build_model
+from retrain.vocabulary import VOCAB_FILE, load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +129,16 @@ def _load_start(
     if init_checkpoint is not None:
         init_checkpoint = Path(init_checkpoint)
         log.info("fine-tuning from %s", init_checkpoint)
-        tokenizer = MarianTokenizer.from_pretrained(str(init_checkpoint), local_files_only=True)
+        tokenizer = load_tokenizer(init_checkpoint)
         model = MarianMTModel.from_pretrained(str(init_checkpoint), local_files_only=True)
         return tokenizer, model
     if spec is None:
         raise TrainingError("training from scratch needs a ModelSpec (or pass init_checkpoint to fine-tune)")
-    if not (out_dir / "vocab.json").exists():
+    if not (out_dir / VOCAB_FILE).exists():
         raise TrainingError(
             f"no vocabulary in {out_dir}: build one first with retrain.vocabulary.build_vocabulary(..., {out_dir})"
         )
-    tokenizer = MarianTokenizer.from_pretrained(str(out_dir), local_files_only=True)
+    tokenizer = load_tokenizer(out_dir)
     return tokenizer, build_model(spec, len(tokenizer))
 
 
@@ -192,8 +193,9 @@ def _run(
     out_dir: Path,
     config: TrainConfig,
 ) -> TrainResult:
-    pad_id = model.config.pad_token_id
-    start_id = model.config.decoder_start_token_id
+    pad_id, start_id = model.config.pad_token_id, model.config.decoder_start_token_id
+    if pad_id is None or start_id is None:
+        raise TrainingError("the model config names no pad_token_id / decoder_start_token_id")
     examples = _encode(tokenizer, pairs, config.max_tokens)
     rng = random.Random(config.seed)
     optimizer = torch.optim.AdamW(
@@ -241,10 +243,11 @@ def _run(
             optimizer.step()
             schedule.step()
             step += 1
-            window_loss += loss.item()
+            loss_value = loss.item()
+            window_loss += loss_value
             window_steps += 1
             elapsed = time.monotonic() - started
-            progress.update(step, loss.item(), elapsed)
+            progress.update(step, loss_value, elapsed)
             if step % config.log_every == 0:
                 last_loss = window_loss / window_steps
                 log.info(

@@ -11,7 +11,9 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,21 @@ VOCAB_FILE = "vocab.json"
 EOS = "</s>"
 UNK = "<unk>"
 PAD = "<pad>"
+
+
+@contextmanager
+def quiet_marian_tokenizer() -> Iterator[None]:
+    """Silence MarianTokenizer's "pip install sacremoses" warning: its Moses punctuation normalizer is never applied
+    when tokenizing (nor by the worker), so the warning is noise in every build log."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
+        yield
+
+
+def load_tokenizer(directory: Path) -> MarianTokenizer:
+    """The ``MarianTokenizer`` saved in ``directory`` (local files only)."""
+    with quiet_marian_tokenizer():
+        return MarianTokenizer.from_pretrained(str(directory), local_files_only=True)
 
 
 @dataclass(frozen=True)
@@ -101,7 +118,9 @@ def build_vocabulary(
     vocab = joint_vocabulary(source_model, target_model)
     vocab_file = out_dir / VOCAB_FILE
     vocab_file.write_text(json.dumps(vocab, ensure_ascii=False, indent=0))
-    MarianTokenizer(str(source_model), str(target_model), str(vocab_file)).save_pretrained(str(out_dir))
+    with quiet_marian_tokenizer():
+        tokenizer = MarianTokenizer(str(source_model), str(target_model), str(vocab_file))
+    tokenizer.save_pretrained(str(out_dir))
     log.info(
         "vocabulary: %d source pieces, %d target pieces, %d joint entries",
         len(pieces_of(source_model)),
