@@ -55,8 +55,9 @@ class TrainConfig:
     max_time_s: float = 600.0
     max_tokens: int = 128  #: sentences are truncated to this many tokens
     seed: int = 0
-    #: torch intra-op threads. Measured on the shared 2-core machine under load: 1 thread ran the test preset's
-    #: 500 steps in 26 s, 2 threads managed 149 steps in 120 s (oversubscribed OpenMP threads stall each other).
+    #: torch intra-op threads. Measured on the shared 2-core machine: idle, 2 threads were 1.3x faster than 1; under
+    #: load (~3.5), 1 thread ran the test preset's 500 steps in 26 s while 2 threads managed 149 steps in 120 s
+    #: (oversubscribed OpenMP threads stall each other). 1 is the safe default there; raise it on dedicated cores.
     threads: int = 1
     log_every: int = 100  #: steps between loss lines in the log
 
