@@ -214,6 +214,19 @@ def test_translator_writes_exact_french_numbers_when_translating_compositional_p
     ]
 
 
+def test_translator_answers_when_a_segment_is_far_longer_than_any_training_sentence(tiny_model_dir: Path) -> None:
+    from worker.translator import Translator
+
+    segment = " ".join(["three hundred and twelve"] * 40)  # ~160 source tokens
+    translator = Translator(tiny_model_dir)
+    try:
+        (out,) = translator.translate([segment], TranslationOptions(beam_size=1, max_decoding_length=200))
+    finally:
+        translator.close()
+
+    assert out.startswith("trois cent douze")
+
+
 # --- CLI ---------------------------------------------------------------------------------------------------------
 
 
