@@ -16,10 +16,13 @@ from retrain.__main__ import main
 from retrain.corpus import CorpusError, Pair, dedupe, fingerprint, normalize_source, read_corpus, write_tsv
 from retrain.split import Split, SplitShares, split_of, split_pairs
 
-#: Held-out quality the tiny model must reach through the worker's translator with the served default options
-#: (beam 4). Measured with seeds 0-3: chrF 97.0-99.2, exact match 0.92-0.97 (greedy: chrF 99.5-100).
-MIN_HELD_OUT_CHRF = 90.0
-MIN_HELD_OUT_EXACT_MATCH = 0.75
+#: Held-out quality the tiny model must reach through the worker's translator. Measured with seeds 0-4: served
+#: default (beam 4) chrF 93.8-98.7, exact match 0.84-0.96; greedy chrF 99.8-100, exact match 0.98-1.0. Beam 4 varies
+#: more because CTranslate2 ends a beam search once 4 hypotheses finished, even poor ones (see retrain.evaluate).
+MIN_HELD_OUT_CHRF = 88.0
+MIN_HELD_OUT_EXACT_MATCH = 0.7
+MIN_GREEDY_CHRF = 97.0
+MIN_GREEDY_EXACT_MATCH = 0.9
 
 #: "THREE" in full-width letters, as pasted from some CJK input methods.
 FULLWIDTH_THREE = "\uff34\uff28\uff32\uff25\uff25"
@@ -189,7 +192,8 @@ def test_translator_translates_held_out_numbers_when_serving_the_tiny_model(
     assert len(held_out_pairs) > 100
     assert scores.chrf > MIN_HELD_OUT_CHRF
     assert scores.exact_match > MIN_HELD_OUT_EXACT_MATCH
-    assert greedy.chrf > MIN_HELD_OUT_CHRF
+    assert greedy.chrf > MIN_GREEDY_CHRF
+    assert greedy.exact_match > MIN_GREEDY_EXACT_MATCH
     recorded = ModelInfo.read(tiny_model_dir).extra
     assert recorded["chrf"] == pytest.approx(scores.chrf, abs=0.01)
     assert recorded["exact_match"] == pytest.approx(scores.exact_match, abs=1e-4)
