@@ -80,7 +80,7 @@ def _report(out_dir: Path) -> None:
     from jobs.model_dir import ModelInfo
 
     info = ModelInfo.read(out_dir)
-    summary = {
+    summary: dict[str, object] = {
         "model_dir": str(out_dir),
         "name": info.name,
         "version": info.version,
@@ -152,12 +152,12 @@ def train(args: argparse.Namespace) -> int:
     from retrain.corpus import read_corpus
 
     chosen = recipe(args.preset)
-    overrides: dict[str, object] = {"seed": args.seed, "threads": args.threads}
+    train_config = replace(chosen.train, seed=args.seed, threads=args.threads)
     if args.max_steps is not None:
-        overrides["max_steps"] = args.max_steps
+        train_config = replace(train_config, max_steps=args.max_steps)
     if args.max_time_s is not None:
-        overrides["max_time_s"] = args.max_time_s
-    chosen = replace(chosen, train=replace(chosen.train, **overrides))
+        train_config = replace(train_config, max_time_s=args.max_time_s)
+    chosen = replace(chosen, train=train_config)
     source_lang, target_lang = args.pair
     out_dir = build_model(
         read_corpus(args.corpus),
