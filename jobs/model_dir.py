@@ -40,9 +40,7 @@ class ModelInfo:
             return cls(name=Path(model_dir).resolve().name)
         raw = json.loads(path.read_text())
         known = {
-            k: raw.pop(k)
-            for k in ("name", "version", "source_lang", "target_lang", "data_fingerprint")
-            if k in raw
+            k: raw.pop(k) for k in ("name", "version", "source_lang", "target_lang", "data_fingerprint") if k in raw
         }
         known.setdefault("name", Path(model_dir).resolve().name)
         known["version"] = str(known.get("version", "local"))
@@ -51,6 +49,4 @@ class ModelInfo:
     def write(self, model_dir: Path) -> None:
         data = asdict(self)
         extra = data.pop("extra")
-        (Path(model_dir) / MODEL_INFO_FILE).write_text(
-            json.dumps({**data, **extra}, indent=2, sort_keys=True)
-        )
+        (Path(model_dir) / MODEL_INFO_FILE).write_text(json.dumps({**data, **extra}, indent=2, sort_keys=True))

@@ -60,9 +60,7 @@ def wait_for(url: str, what: str, processes: list[subprocess.Popen[bytes]], time
     while time.monotonic() < deadline:
         for process in processes:
             if process.poll() is not None:
-                raise SystemExit(
-                    f"{what}: a process exited early with code {process.returncode}; see var/demo/*.log"
-                )
+                raise SystemExit(f"{what}: a process exited early with code {process.returncode}; see var/demo/*.log")
         try:
             with urllib.request.urlopen(url, timeout=1) as answer:
                 if answer.status == 200:
@@ -114,15 +112,11 @@ def main() -> int:
         "receiver": [sys.executable, str(REPO / "examples" / "receiver.py")],
     }
     processes: list[subprocess.Popen[bytes]] = []
-    print(
-        "== 2. starting API, translation worker, delivery worker and a callback receiver (logs in var/demo/)"
-    )
+    print("== 2. starting API, translation worker, delivery worker and a callback receiver (logs in var/demo/)")
     try:
         for name, command in commands.items():
             with (run_dir / f"{name}.log").open("wb") as out:
-                processes.append(
-                    subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-                )
+                processes.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT))
         api = f"http://127.0.0.1:{api_port}"
         wait_for(f"{api}/readyz", "API", processes)
         wait_for(f"http://127.0.0.1:{worker_port}/readyz", "worker", processes)

@@ -82,9 +82,7 @@ def test_submit_stores_and_publishes_when_broker_confirms(client: TestClient, se
     assert job["metadata"] == {"project": "X-42"}
 
 
-def test_submit_returns_first_job_when_idempotency_key_is_reused(
-    client: TestClient, settings: ApiSettings
-) -> None:
+def test_submit_returns_first_job_when_idempotency_key_is_reused(client: TestClient, settings: ApiSettings) -> None:
     # Given
     headers = {**AUTH_A, "Idempotency-Key": "order-17"}
     first = client.post("/v1/jobs", json=job_body(), headers=headers)

@@ -54,9 +54,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BrokerUnavailable)
     async def _broker(_: Request, exc: BrokerUnavailable) -> JSONResponse:
-        return _json(
-            503, "broker_unavailable", "the message broker is unavailable; nothing was stored, retry later"
-        )
+        return _json(503, "broker_unavailable", "the message broker is unavailable; nothing was stored, retry later")
 
     @app.exception_handler(StoreUnavailable)
     async def _store(_: Request, exc: StoreUnavailable) -> JSONResponse:

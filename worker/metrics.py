@@ -22,6 +22,4 @@ STEP_SEGMENTS = Histogram(
 STEP_JOBS = Histogram(
     "bt_worker_step_jobs", "Jobs sharing one translation step", ["pair"], buckets=(1, 2, 4, 8, 16, 32, 64)
 )
-MODEL_INFO = Gauge(
-    "bt_worker_model_info", "Model version being served (value 1)", ["pair", "name", "version"]
-)
+MODEL_INFO = Gauge("bt_worker_model_info", "Model version being served (value 1)", ["pair", "name", "version"])

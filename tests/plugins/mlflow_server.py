@@ -14,7 +14,7 @@ import pytest
 
 from tests.plugins.workers import free_port
 
-#: Seconds the server may take to answer (measured here: 8–17 s).
+#: Seconds the server may take to answer (measured here: 8-17 s).
 MLFLOW_START_TIMEOUT_S = 120
 
 
@@ -48,7 +48,8 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"mlflow server not up in {MLFLOW_START_TIMEOUT_S}s: {log_path.read_text()[-4000:]}")
+                tail = log_path.read_text()[-4000:]
+                raise AssertionError(f"mlflow server not up in {MLFLOW_START_TIMEOUT_S}s: {tail}")
             time.sleep(0.5)
         yield uri
     finally:

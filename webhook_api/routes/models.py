@@ -18,7 +18,5 @@ def list_models(_: ClientDep, services: ServicesDep) -> list[ModelPublic]:
     for pair in services.settings.pairs:
         source, _, target = pair.partition("-")
         model, updated = served.get(pair, (None, None))
-        answer.append(
-            ModelPublic(pair=pair, source_lang=source, target_lang=target, model=model, updated_at=updated)
-        )
+        answer.append(ModelPublic(pair=pair, source_lang=source, target_lang=target, model=model, updated_at=updated))
     return answer
