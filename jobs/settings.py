@@ -33,9 +33,9 @@ def _split_commas(value: Any) -> Any:
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 
 
-def shared(env: str, **kwargs: object) -> object:
+def shared(env: str, **kwargs: Any) -> Any:
     """A field read from ``BT_<env>`` regardless of the component's own prefix."""
-    return Field(validation_alias=AliasChoices(ENV_PREFIX + env, env.lower()), **kwargs)  # type: ignore[call-overload]
+    return Field(validation_alias=AliasChoices(ENV_PREFIX + env, env.lower()), **kwargs)
 
 
 class SharedSettings(BaseSettings):
