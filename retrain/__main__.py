@@ -240,7 +240,7 @@ def add_import_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def import_(args: argparse.Namespace) -> int:
-    from retrain.pipeline import import_model
+    from retrain.importer import import_model
 
     result = import_model(
         _settings(args),

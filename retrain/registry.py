@@ -224,6 +224,16 @@ class Registry:
         with _translated(f"end run {run_id}"), redirect_stdout(sys.stderr):
             self.client.set_terminated(run_id, status="FAILED" if failed else "FINISHED")
 
+    @contextmanager
+    def recorded(self, run_id: str) -> Iterator[None]:
+        """End the run FINISHED, or FAILED when the block raises."""
+        try:
+            yield
+        except BaseException:
+            self.end_run(run_id, failed=True)
+            raise
+        self.end_run(run_id)
+
     # -- versions and the alias ---------------------------------------------------------------------------------
     def register(self, run_id: str, tags: Mapping[str, str]) -> VersionInfo:
         """Register the run's ``model/`` as a new version (creating the registered model on first use)."""
