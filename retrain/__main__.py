@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,7 +30,6 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from jobs.errors import BatchTranslateError
-from jobs.schemas import LANG_PATTERN
 
 if TYPE_CHECKING:
     from retrain.settings import RetrainSettings
@@ -49,18 +47,15 @@ PRESETS = ("test", "demo")
 
 def parse_pair(text: str) -> tuple[str, str]:
     """``"en-fr"`` → ``("en", "fr")``; ``"en-pt-BR"`` → ``("en", "pt-BR")`` (the one split where both sides are
-    language codes)."""
-    parts = text.split("-")
-    candidates = [
-        ("-".join(parts[:i]), "-".join(parts[i:]))
-        for i in range(1, len(parts))
-        if re.fullmatch(LANG_PATTERN, "-".join(parts[:i])) and re.fullmatch(LANG_PATTERN, "-".join(parts[i:]))
-    ]
-    if len(candidates) != 1:
+    language codes: :func:`jobs.parallel_corpus.split_pair`, imported here to keep ``--help`` instant)."""
+    from jobs.parallel_corpus import split_pair
+
+    try:
+        return split_pair(text)
+    except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a language pair like 'en-fr' (source and target language codes joined by '-')"
-        )
-    return candidates[0]
+        ) from None
 
 
 def _add_common_training_options(parser: argparse.ArgumentParser) -> None:
