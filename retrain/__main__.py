@@ -58,6 +58,10 @@ def parse_pair(text: str) -> tuple[str, str]:
         ) from None
 
 
+def _add_pair_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pair", type=parse_pair, required=True, help="language pair, e.g. en-fr")
+
+
 def _add_common_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=PRESETS, default="demo", help="model size and training budget")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
@@ -130,7 +134,7 @@ def add_train_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
     parser.add_argument(
         "--corpus", type=Path, action="append", required=True, help="source<TAB>target file (repeatable)"
     )
-    parser.add_argument("--pair", type=parse_pair, required=True, help="language pair, e.g. en-fr")
+    _add_pair_option(parser)
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     parser.add_argument("--name", help="model name (default: the --out directory name)")
     parser.add_argument("--version", default="local", help="model version (default: %(default)s)")
@@ -191,7 +195,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         "split, register the candidate in MLflow and move the champion alias if it passes the gate. The CronJob's "
         "command. Settings: BT_RETRAIN_* (see retrain/settings.py).",
     )
-    parser.add_argument("--pair", type=parse_pair, required=True, help="language pair, e.g. en-fr")
+    _add_pair_option(parser)
     parser.add_argument("--force", action="store_true", help="train even if too little new data arrived")
     parser.add_argument(
         "--start",
@@ -225,7 +229,7 @@ def add_import_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         description="Register a CTranslate2 model directory, or convert and register a Hugging Face Marian "
         "checkpoint (e.g. OPUS-MT), as a new version of the pair's model; --champion also points the alias at it.",
     )
-    parser.add_argument("--pair", type=parse_pair, required=True, help="language pair, e.g. en-fr")
+    _add_pair_option(parser)
     parser.add_argument("--model-dir", type=Path, required=True, help="the model directory to import")
     parser.add_argument("--champion", action="store_true", help="make the imported version the champion")
     parser.add_argument(
