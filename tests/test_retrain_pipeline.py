@@ -342,6 +342,64 @@ def test_retrain_import_exits_1_naming_the_problem_when_the_directory_is_not_a_m
     assert "neither a CTranslate2 model" in run.stderr
 
 
+def test_retrain_run_registers_but_does_not_promote_when_the_champion_moved_during_the_run(
+    scenario: Scenario, first_run: CliRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: a pair with no champion and enough data, and v1's CTranslate2 directory that an operator imports as
+    # champion while the run trains (injected right after the real training, before the gate)
+    from retrain import pipeline
+
+    uri = scenario.env["BT_RETRAIN_TRACKING_URI"]
+    ct2_dir = Path(
+        mlflow.artifacts.download_artifacts(
+            f"runs:/{scenario.run_id('1')}/model", dst_path=str(tmp_path / "ct2"), tracking_uri=uri
+        )
+    )
+    template = f"moved-{uuid.uuid4().hex[:8]}-{{pair}}"
+    env = scenario.env | {
+        "BT_STORE_URL": f"sqlite:///{tmp_path / 'store.db'}",
+        "BT_RETRAIN_DATA_DIR": str(tmp_path / "corpus"),
+        "BT_RETRAIN_MODEL_NAME_TEMPLATE": template,
+        "BT_RETRAIN_MIN_NEW_PAIRS": "1",
+        "BT_RETRAIN_GATE_MIN_SCORE": "0",
+    }
+    moved = Scenario(
+        env=env,
+        name=template.replace("{pair}", PAIR),
+        store_url=env["BT_STORE_URL"],
+        data_dir=tmp_path / "corpus",
+        client=scenario.client,
+    )
+    moved.upload(generate_pairs(count=400, max_number=999, seed=23))
+    train_candidate = pipeline.train_candidate
+    imports: list[CliRun] = []
+
+    def train_then_operator_imports(*args: Any, **kwargs: Any) -> Any:
+        trained = train_candidate(*args, **kwargs)
+        imports.append(retrain(env, "import", "--pair", PAIR, "--model-dir", str(ct2_dir), "--champion"))
+        return trained
+
+    monkeypatch.setattr(pipeline, "train_candidate", train_then_operator_imports)
+
+    # When
+    run = retrain(env, "run", "--pair", PAIR, "--max-steps", str(WORSE_STEPS))
+
+    # Then: the operator's import (version 1) stays champion; the candidate is version 2, registered, not promoted
+    assert [i.code for i in imports] == [EXIT_OK], imports[0].stderr[-3000:] if imports else "no import ran"
+    assert run.code == EXIT_OK, run.stderr[-3000:]
+    assert run.summary["outcome"] == "rejected"
+    assert run.summary["version"] == "2"
+    assert moved.versions() == ["1", "2"]
+    assert moved.champion() == "1"
+    tags = moved.tags("2")
+    assert tags["gate.decision"] == "rejected"
+    assert "the champion moved from version None to 1 during this run" in tags["gate.reason"]
+
+    # And: the gate alone would have promoted it (no champion when the run began, score above the minimum)
+    assert "no champion yet" in tags["gate.reason"]
+    assert ">= minimum" in tags["gate.reason"]
+
+
 def test_retrain_run_exits_2_when_a_setting_is_invalid(scenario: Scenario) -> None:
     run = retrain(scenario.env | {"BT_RETRAIN_GATE_METRIC": "ter"}, "run", "--pair", PAIR)
 
