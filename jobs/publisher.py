@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pika
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 3.0
 #: Connections kept open per publisher (API worker threads share them).
 DEFAULT_POOL_SIZE = 8
+#: Seconds before publishing again a message the broker nacked. A quorum queue nacks while it has no leader yet,
+#: e.g. right after its first declaration (seen in the benchmark: the first jobs of a new pair got 503).
+NACK_RETRY_DELAY_S = 0.1
 
 
 @dataclass
@@ -85,7 +89,15 @@ class JobPublisher:
                         ),
                         mandatory=True,
                     )
-                except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+                except pika.exceptions.NackError as exc:
+                    if attempt == 2:
+                        self._discard(link)
+                        raise BrokerUnavailable(f"broker did not accept job {message.id}: {exc!r}") from exc
+                    log.info("broker nacked job %s; publishing it again", message.id)
+                    self._idle.put(link)
+                    time.sleep(NACK_RETRY_DELAY_S)
+                    continue
+                except pika.exceptions.UnroutableError as exc:
                     self._discard(link)
                     raise BrokerUnavailable(f"broker did not accept job {message.id}: {exc!r}") from exc
                 except (pika.exceptions.AMQPError, OSError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,12 +38,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
 
 from jobs.errors import IdempotencyConflict, InvalidTransition, JobNotFound, StoreUnavailable
 from jobs.schemas import JobCreate, JobStatus, ModelRef
 
 log = logging.getLogger(__name__)
+
+#: A pooled server connection idle for longer than this is checked with ``SELECT 1`` before use, so a restarted
+#: server or a dropped connection costs no request; one in steady use is not (a ping on every checkout cost a
+#: round trip per transaction: measured in docs/performance.md).
+PING_AFTER_IDLE_S = 5.0
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 metadata = MetaData()
@@ -178,7 +184,25 @@ def create_store_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    engine = create_engine(url, pool_size=10, max_overflow=10)
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception as exc:  # any driver error: the pool discards the connection and takes another
+            raise DisconnectionError(f"pooled connection is gone: {exc!r}") from exc
+
+    return engine
 
 
 class JobStore:
@@ -215,7 +239,8 @@ class JobStore:
         returns the first job (``created`` is False) when the body is the same and raises
         :class:`IdempotencyConflict` when it differs.
         """
-        fingerprint = request_fingerprint(job)
+        # Only a retry with the same key compares fingerprints: without a key, skip the hashing.
+        fingerprint = request_fingerprint(job) if idempotency_key is not None else ""
         if idempotency_key is not None:
             existing = self._by_idempotency_key(client, idempotency_key)
             if existing is not None:

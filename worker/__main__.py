@@ -95,6 +95,7 @@ def main() -> None:
         store=store,
         translator=slot.current,
         announce=build_announcer(settings),
+        model_staged=slot.has_staged,
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

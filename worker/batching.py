@@ -26,6 +26,7 @@ class PendingJob:
     translations: list[str | None] = field(init=False)
     next_segment: int = 0  #: first segment not yet handed to a step
     done: int = 0
+    checked: bool = False  #: its status was read from the store after it arrived (see the consumer)
 
     def __post_init__(self) -> None:
         self.translations = [None] * len(self.tokens)

@@ -6,7 +6,9 @@ Threads and what they own:
   only place that acks, nacks or dead-letters (:meth:`JobConsumer._settle`); other threads hand it settlements
   with ``connection.add_callback_threadsafe`` so heartbeats keep flowing while a batch translates.
 * **translation thread**: tokenizes what arrives, packs segments of many jobs into token-budget steps
-  (:mod:`worker.batching`), runs beam search, and hands finished jobs on.
+  (:mod:`worker.batching`), runs beam search, and hands finished jobs on. Up to :data:`STEPS_IN_FLIGHT` steps are
+  handed to CTranslate2 at once: while the model works on one, the thread takes arrivals, stores the outputs of
+  the last one and packs the next, so the model's replicas never wait for Python between steps.
 * **finisher thread**: writes results (one transaction per step), announces terminal jobs to the delivery
   worker, then asks the I/O thread to ack. A message is acked only after its result is stored and announced.
 
@@ -25,6 +27,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -51,6 +54,9 @@ EXIT_BROKER_LOST = 3
 IO_TICK_S = 0.1
 #: AMQP heartbeat the worker asks for, in seconds.
 HEARTBEAT_S = 30
+#: Translation steps handed to CTranslate2 at once. With two, the next step queues behind the running one, so a
+#: replica that finishes its share starts on the next step at once (see docs/performance.md for the figures).
+STEPS_IN_FLIGHT = 2
 
 
 class Outcome(enum.Enum):
@@ -70,6 +76,18 @@ class ConsumerConfig:
     max_batch_tokens: int = 2048
     max_wait_ms: int = 20
     drain_timeout_s: float = 60.0
+
+
+@dataclass
+class _Running:
+    """A step handed to a step thread; that thread fills in its outcome."""
+
+    step: Step
+    translator: Translator
+    started: float
+    outputs: list[list[str]] | None = None
+    error: Exception | None = None
+    done: bool = False
 
 
 @dataclass
@@ -116,12 +134,19 @@ class JobConsumer:
         store: JobStore,
         translator: Callable[[], Translator],
         announce: Callable[[Sequence[str]], None],
+        model_staged: Callable[[], bool] | None = None,
     ) -> None:
+        """``translator`` returns the model to serve (promoting a staged one, so it is called only with no step
+        running); ``model_staged`` says, without promoting, whether a new model waits: then no new step starts
+        until the running ones are done, and the next one runs on the new model."""
         self.config = config
         self.store = store
         self.translator = translator
         self.announce = announce
-        self._inbox: queue.Queue[PendingJob] = queue.Queue()
+        self.model_staged = model_staged or (lambda: False)
+        #: arrivals from the I/O thread, and None from a step thread when its step is done
+        self._inbox: queue.Queue[PendingJob | None] = queue.Queue()
+        self._step_queue: queue.Queue[_Running | None] = queue.Queue()
         self._finisher_queue: queue.Queue[_Work] = queue.Queue()
         self._packer = Packer(config.max_batch_tokens)
         self._stopping = threading.Event()
@@ -151,6 +176,7 @@ class JobConsumer:
         workers = [
             threading.Thread(target=self._translation_loop, name="translation", daemon=True),
             threading.Thread(target=self._finisher_loop, name="finisher", daemon=True),
+            *(threading.Thread(target=self._step_loop, name=f"step-{i}", daemon=True) for i in range(STEPS_IN_FLIGHT)),
         ]
         for thread in workers:
             thread.start()
@@ -226,6 +252,7 @@ class JobConsumer:
 
     # -- translation thread ---------------------------------------------------------------------------------
     def _translation_loop(self) -> None:
+        running: deque[_Running] = deque()
         try:
             self._serving = self.translator()
             while True:
@@ -234,61 +261,93 @@ class JobConsumer:
                     self._release_unstarted()
                     if len(self._packer) == 0:
                         return
-                self._follow_model()
-                step = self._next_step()
-                if step is not None:
-                    self._run_step(step)
+                if running and running[0].done:
+                    self._complete_step(running.popleft())
+                    continue
+                if not running:
+                    self._follow_model()
+                if len(running) < STEPS_IN_FLIGHT and not (running and self.model_staged()):
+                    step = self._ready_step(busy=bool(running))
+                    if step is not None:
+                        running.append(self._start_step(step))
+                        continue
+                self._take_arrivals(timeout_s=self._idle_wait_s(busy=bool(running)))
         except Exception:
             log.exception("translation thread crashed; stopping the worker")
             self._stopping.set()
             self._draining.set()
         finally:
             self._translation_done.set()
+            for _ in range(STEPS_IN_FLIGHT):
+                self._step_queue.put(None)
             self._finisher_queue.put(None)
 
     def _take_arrivals(self, timeout_s: float = 0.0) -> None:
+        """Tokenize what arrived and give it to the packer; wait up to ``timeout_s`` for an arrival or a step
+        to finish (whichever comes first)."""
         arrivals: list[PendingJob] = []
         try:
-            arrivals.append(self._inbox.get(timeout=timeout_s) if timeout_s > 0 else self._inbox.get_nowait())
+            item = self._inbox.get(timeout=timeout_s) if timeout_s > 0 else self._inbox.get_nowait()
             while True:
-                arrivals.append(self._inbox.get_nowait())
+                if item is not None:
+                    arrivals.append(item)
+                item = self._inbox.get_nowait()
         except queue.Empty:
             pass
-        if not arrivals:
-            return
-        statuses = self.store.statuses(job.id for job in arrivals)
-        fresh: list[PendingJob] = []
         for job in arrivals:
-            status = statuses.get(job.id)
-            if status is not None and status.terminal:
-                log.info("job %s is %s; skipping it", job.id, status.value)
-                self._finisher_queue.put(_Skipped(job))
-                continue
-            fresh.append(job)
-        if not fresh:
-            return
-        for job in fresh:
             job.tokens = self._serving.tokenize(job.message.segments)
             job.translations = [None] * len(job.tokens)
             self._packer.add(job)
-        self._finisher_queue.put(_MarkRunning([job.id for job in fresh]))
 
-    def _next_step(self) -> Step | None:
-        """A step when the budget is full or the oldest job waited ``max_wait_ms``; else wait for arrivals."""
+    def _check_new_jobs(self) -> None:
+        """Drop jobs that became terminal (cancelled) while they waited; mark the others running. One query for
+        every job not checked yet, made when a step is about to be cut, not once per arrival."""
+        unchecked = [job for job in self._packer if not job.checked]
+        if not unchecked:
+            return
+        statuses = self.store.statuses(job.id for job in unchecked)
+        fresh: list[str] = []
+        for job in unchecked:
+            job.checked = True
+            status = statuses.get(job.id)
+            if status is not None and status.terminal:
+                log.info("job %s is %s; skipping it", job.id, status.value)
+                self._packer.remove(job)
+                self._finisher_queue.put(_Skipped(job))
+            else:
+                fresh.append(job.id)
+        if fresh:
+            self._finisher_queue.put(_MarkRunning(fresh))
+
+    def _ready_step(self, busy: bool) -> Step | None:
+        """The next step if it is worth starting now, else None.
+
+        With no step running: when the budget is full, the oldest job waited ``max_wait_ms`` (a short queue waits
+        no longer), or the worker drains. With a step running (``busy``): only a full step queues behind it; a
+        short one keeps filling until the model is free, which is at most one step away.
+        """
         oldest = self._packer.oldest_received_at()
         if oldest is None:
-            self._take_arrivals(timeout_s=IO_TICK_S)
             return None
-        waited_s = time.monotonic() - oldest
-        max_wait_s = self.config.max_wait_ms / 1000
-        full = self._packer.waiting_tokens() >= self.config.max_batch_tokens
-        if full or waited_s >= max_wait_s or self._draining.is_set():
-            return self._packer.next_step()
-        self._take_arrivals(timeout_s=max_wait_s - waited_s)
-        return None
+        due = self._packer.waiting_tokens() >= self.config.max_batch_tokens or self._draining.is_set()
+        if not due and not busy:
+            due = time.monotonic() - oldest >= self.config.max_wait_ms / 1000
+        if not due:
+            return None
+        self._check_new_jobs()
+        return self._packer.next_step()
+
+    def _idle_wait_s(self, busy: bool) -> float:
+        """How long to wait when no step can start: with a step running, until an arrival or its end (its step
+        thread wakes the inbox); else until the oldest waiting job's ``max_wait_ms`` is up."""
+        oldest = self._packer.oldest_received_at()
+        if busy or oldest is None:
+            return IO_TICK_S
+        return max(0.0005, min(IO_TICK_S, self.config.max_wait_ms / 1000 - (time.monotonic() - oldest)))
 
     def _follow_model(self) -> None:
-        """Switch to a newly promoted model between steps; jobs in progress restart on it (one model per job)."""
+        """Switch to a newly promoted model between steps (never with a step running); jobs in progress restart
+        on it (one model per job)."""
         current = self.translator()
         if current is self._serving:
             return
@@ -305,18 +364,37 @@ class JobConsumer:
             current.model.name, current.model.version, (time.perf_counter() - started) * 1000, restarted,
         )  # fmt: skip
 
-    def _run_step(self, step: Step) -> None:
-        translator = self._serving
+    def _start_step(self, step: Step) -> _Running:
+        """Hand ``step`` to a step thread; the translation thread goes on taking arrivals and packing."""
+        running = _Running(step, self._serving, time.perf_counter())
+        self._step_queue.put(running)
+        return running
+
+    # -- step threads ---------------------------------------------------------------------------------------
+    def _step_loop(self) -> None:
+        """Run steps (CTranslate2 releases the GIL) and wake the translation thread when one ends. Two of these
+        run, so CTranslate2 holds the next step's sub-batches while it works on the current one's."""
+        while True:
+            running = self._step_queue.get()
+            if running is None:
+                return
+            try:
+                running.outputs = running.translator.translate_tokens(running.step.sources, running.step.options)
+            except Exception as exc:  # the translation thread retries the step's jobs one by one
+                running.error = exc
+            running.done = True
+            self._inbox.put(None)
+
+    def _complete_step(self, running: _Running) -> None:
+        """Put the outputs of a finished step in their jobs and hand finished jobs to the finisher."""
+        step, translator = running.step, running.translator
         pair = self.config.pair
-        started = time.perf_counter()
-        try:
-            outputs = translator.translate_tokens(step.sources, step.options)
-        except Exception:
-            log.exception("step of %d jobs raised; retrying its jobs one by one", len(step.jobs))
+        if running.outputs is None:
+            log.error("step of %d jobs raised; retrying its jobs one by one", len(step.jobs), exc_info=running.error)
             self._run_jobs_alone(step, translator)
         else:
-            self._store_outputs(step.targets, outputs, translator)
-            metrics.STEP_SECONDS.labels(pair).observe(time.perf_counter() - started)
+            self._store_outputs(step.targets, running.outputs, translator)
+            metrics.STEP_SECONDS.labels(pair).observe(time.perf_counter() - running.started)
             metrics.STEP_SEGMENTS.labels(pair).observe(len(step.sources))
             metrics.STEP_JOBS.labels(pair).observe(len(step.jobs))
         finished = self._packer.take_finished()

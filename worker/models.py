@@ -58,6 +58,11 @@ class ModelSlot:
             self._on_promote(staged)
         return staged
 
+    def has_staged(self) -> bool:
+        """Whether a new model waits for the next step boundary (never promotes)."""
+        with self._lock:
+            return self._staged is not None
+
     def peek(self) -> Translator:
         """The served translator without promoting (for readers on other threads)."""
         return self._current

@@ -93,10 +93,19 @@ class Translator:
             beam_size=options.beam_size,
             max_decoding_length=options.max_decoding_length,
             min_decoding_length=options.min_decoding_length,
-            max_batch_size=self.config.max_batch_size,
+            max_batch_size=self.sub_batch_size(len(sources)),
             batch_type="examples",
         )
         return [r.hypotheses[0] for r in results]
+
+    def sub_batch_size(self, count: int) -> int:
+        """Examples per CTranslate2 sub-batch for a call of ``count``: ``max_batch_size``, except that a call
+        too small to give every replica a full sub-batch is split evenly between them (10 segments on 2 replicas:
+        two sub-batches of 5 in parallel rather than one of 10 while the other replica idles)."""
+        replicas = max(1, self.config.inter_threads)
+        if count >= replicas * self.config.max_batch_size:
+            return self.config.max_batch_size
+        return max(1, -(-count // replicas))
 
     def translate(self, texts: Sequence[str], options: TranslationOptions | None = None) -> list[str]:
         """Translate plain texts (tokenize → beam search → detokenize)."""
