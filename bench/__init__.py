@@ -1,1 +1,1 @@
-"""The end-to-end benchmark of issue 6: ``make bench`` / ``python -m bench`` (see docs/performance.md)."""
+"""The end-to-end benchmark of issue 6: ``make bench`` / ``python -m bench`` (see README.md, "Performance")."""

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 #: A pooled server connection idle for longer than this is checked with ``SELECT 1`` before use, so a restarted
 #: server or a dropped connection costs no request; one in steady use is not (a ping on every checkout cost a
-#: round trip per transaction: measured in docs/performance.md).
+#: round trip per transaction: measured in README.md, "Performance").
 PING_AFTER_IDLE_S = 5.0
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")

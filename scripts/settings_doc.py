@@ -1,4 +1,6 @@
-"""Print the configuration table of README.md from the settings classes (``python -m scripts.settings_doc``).
+"""The configuration table of README.md, from the settings classes.
+
+``python -m scripts.settings_doc`` prints it; ``python -m scripts.settings_doc --update`` rewrites README.md.
 
 The README's table between the ``settings-table`` markers is this output; ``tests/test_docs.py`` keeps them equal.
 """
@@ -57,5 +59,21 @@ def table() -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+
+
+def update(path: str) -> None:
+    """Replace the table between the markers of ``path`` (README.md)."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"{head}{START}\n{table()}\n{END}{tail}")
+
+
 if __name__ == "__main__":
-    sys.stdout.write(table() + "\n")
+    if sys.argv[1:2] == ["--update"]:
+        update(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    else:
+        sys.stdout.write(table() + "\n")

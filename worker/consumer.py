@@ -55,7 +55,7 @@ IO_TICK_S = 0.1
 #: AMQP heartbeat the worker asks for, in seconds.
 HEARTBEAT_S = 30
 #: Translation steps handed to CTranslate2 at once. With two, the next step queues behind the running one, so a
-#: replica that finishes its share starts on the next step at once (see docs/performance.md for the figures).
+#: replica that finishes its share starts on the next step at once (see README.md, "Performance" for the figures).
 STEPS_IN_FLIGHT = 2
 
 

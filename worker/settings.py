@@ -28,7 +28,9 @@ class WorkerSettings(SharedSettings):
     max_batch_size: int = Field(32, ge=1, description="Examples per CTranslate2 sub-batch.")
     max_batch_tokens: int = Field(2048, ge=16, description="Source tokens packed into one translation step.")
     max_wait_ms: int = Field(20, ge=0, description="How long a short queue waits to fill a batch, in ms.")
-    prefetch: int = Field(64, ge=1, description="Unacked messages the broker hands this worker at once.")
+    prefetch: int = Field(
+        256, ge=1, description="Unacked messages the broker hands this worker at once (room for several steps)."
+    )
     metrics_port: int = Field(9100, ge=0, description="Port of the worker's /metrics, /healthz, /readyz (0 = off).")
     registry_uri: str | None = Field(
         None, description="MLflow tracking/registry URI; when set the worker serves <model_name>@<model_alias>."

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: End-of-sentence token appended to every source, as MarianTokenizer does.
 EOS = "</s>"
+#: Length bound when model_info.json does not record the position table (CTranslate2's max_input_length default).
+DEFAULT_MAX_POSITIONS = 1024
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,12 @@ class Translator:
         )
 
     @property
+    def max_positions(self) -> int:
+        """Longest sequence the model's position table holds (CTranslate2 fails past it); 1024 if unrecorded."""
+        value = self.info.extra.get("max_positions")
+        return value if isinstance(value, int) and value > 0 else DEFAULT_MAX_POSITIONS
+
+    @property
     def model(self) -> ModelRef:
         return ModelRef(name=self.info.name, version=self.info.version)
 
@@ -91,8 +99,11 @@ class Translator:
         results = self._ct2.translate_batch(
             [list(s) for s in sources],
             beam_size=options.beam_size,
-            max_decoding_length=options.max_decoding_length,
-            min_decoding_length=options.min_decoding_length,
+            patience=options.patience,
+            length_penalty=options.length_penalty,
+            max_decoding_length=min(options.max_decoding_length, self.max_positions),
+            min_decoding_length=min(options.min_decoding_length, self.max_positions),
+            max_input_length=self.max_positions,
             max_batch_size=self.sub_batch_size(len(sources)),
             batch_type="examples",
         )
