@@ -53,10 +53,18 @@ class ModelSlot:
         log.info(
             "now serving %s version %s (was version %s)", staged.model.name, staged.model.version, old.model.version
         )
+        # Releasing the old model (unload + malloc_trim) and recording the new one (a store write) take ~100 ms:
+        # do them off the translation thread, which goes straight on to the next step.
+        threading.Thread(target=self._retire, args=(old, staged), name="model-retire", daemon=True).start()
+        return staged
+
+    def _retire(self, old: Translator, new: Translator) -> None:
         old.close()
         if self._on_promote is not None:
-            self._on_promote(staged)
-        return staged
+            try:
+                self._on_promote(new)
+            except Exception as exc:
+                log.warning("could not record model version %s as served: %r", new.model.version, exc)
 
     def has_staged(self) -> bool:
         """Whether a new model waits for the next step boundary (never promotes)."""
