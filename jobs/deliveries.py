@@ -19,13 +19,12 @@ import enum
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 from sqlalchemy import (
     Boolean,
     Column,
-    DateTime,
     Engine,
     ForeignKey,
     Integer,
@@ -42,7 +41,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from jobs.schemas import DeliveryInfo
-from jobs.store import metadata, utcnow
+from jobs.store import UtcDateTime, metadata, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +72,12 @@ deliveries_table = Table(
     Column("round_attempts", Integer, nullable=False, default=0),
     Column("attempts", Integer, nullable=False, default=0),
     Column("retry_scheduled", Boolean, nullable=False, default=False),
-    Column("claimed_until", DateTime(timezone=True)),
-    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("claimed_until", UtcDateTime()),
+    Column("next_attempt_at", UtcDateTime()),
     Column("last_status_code", Integer),
     Column("last_error", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     UniqueConstraint("job_id", "event_type", name="uq_deliveries_job_event"),
 )
 
@@ -96,19 +95,12 @@ delivery_attempts_table = Table(
     Column("job_id", String(36), nullable=False, index=True),
     Column("round", Integer, nullable=False),
     Column("attempt", Integer, nullable=False),
-    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("attempted_at", UtcDateTime(), nullable=False),
     Column("status_code", Integer),
     Column("latency_ms", Integer),
     Column("error", Text),
     Column("outcome", String(16), nullable=False),
 )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite forgets time zones; every timestamp in the store is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def new_webhook_id() -> str:
@@ -148,12 +140,12 @@ class Delivery:
             round_attempts=row["round_attempts"],
             attempts=row["attempts"],
             retry_scheduled=bool(row["retry_scheduled"]),
-            claimed_until=_aware(row["claimed_until"]),
-            next_attempt_at=_aware(row["next_attempt_at"]),
+            claimed_until=row["claimed_until"],
+            next_attempt_at=row["next_attempt_at"],
             last_status_code=row["last_status_code"],
             last_error=row["last_error"],
-            created_at=_aware(row["created_at"]),  # type: ignore[arg-type]
-            updated_at=_aware(row["updated_at"]),  # type: ignore[arg-type]
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
         )
 
 
@@ -381,7 +373,7 @@ class DeliveryStore:
                         DeliveryAttemptPublic(
                             round=a["round"],
                             attempt=a["attempt"],
-                            attempted_at=_aware(a["attempted_at"]),  # type: ignore[arg-type]
+                            attempted_at=a["attempted_at"],
                             status_code=a["status_code"],
                             latency_ms=a["latency_ms"],
                             error=a["error"],

@@ -27,7 +27,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     Engine,
     Integer,
     String,
@@ -42,7 +41,7 @@ from sqlalchemy.exc import OperationalError
 
 from jobs.errors import BatchTranslateError, StoreUnavailable
 from jobs.schemas import LANG_PATTERN
-from jobs.store import create_store_engine, metadata
+from jobs.store import UtcDateTime, create_store_engine, metadata
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ parallel_corpus_table = Table(
     Column("client", String(128), nullable=False),
     Column("origin", String(MAX_ORIGIN_CHARS), nullable=False),
     Column("upload_id", String(36), nullable=False, index=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("pair", "source_key", name="uq_parallel_corpus_pair_source_key"),
 )
 
@@ -234,11 +233,6 @@ def check_lengths(segments: Iterable[SegmentPair], max_chars: int) -> Iterator[S
 # --- the store ---------------------------------------------------------------------------------------------------
 
 
-def _aware(value: datetime) -> datetime:
-    """SQLite forgets time zones; every timestamp in the store is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 class ParallelCorpus:
     """Appends to and reads the parallel corpus table (on the job store's database)."""
 
@@ -329,7 +323,7 @@ class ParallelCorpus:
                     target=row["target"],
                     client=row["client"],
                     origin=row["origin"],
-                    created_at=_aware(row["created_at"]),
+                    created_at=row["created_at"],
                 )
             last = rows[-1]["id"]
 

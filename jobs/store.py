@@ -37,8 +37,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Dialect, RowMapping
 from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.types import TypeDecorator
 
 from jobs.errors import IdempotencyConflict, InvalidTransition, JobNotFound, StoreUnavailable
 from jobs.schemas import JobCreate, JobStatus, ModelRef
@@ -49,6 +50,19 @@ log = logging.getLogger(__name__)
 #: server or a dropped connection costs no request; one in steady use is not (a ping on every checkout cost a
 #: round trip per transaction: measured in README.md, "Performance").
 PING_AFTER_IDLE_S = 5.0
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp column that always reads back time-zone aware, in UTC (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 metadata = MetaData()
@@ -74,9 +88,9 @@ jobs_table = Table(
     Column("model_version", String(64)),
     Column("error_code", String(64)),
     Column("error_message", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("started_at", DateTime(timezone=True)),
-    Column("finished_at", DateTime(timezone=True)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("started_at", UtcDateTime()),
+    Column("finished_at", UtcDateTime()),
     UniqueConstraint("client", "idempotency_key", name="uq_jobs_client_idempotency_key"),
 )
 
@@ -86,19 +100,12 @@ served_models_table = Table(
     Column("pair", String(64), primary_key=True),
     Column("model_name", String(256), nullable=False),
     Column("model_version", String(64), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite forgets time zones; every timestamp in the store is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def request_fingerprint(job: JobCreate) -> str:
@@ -153,9 +160,9 @@ class JobRecord:
             model=model,
             error_code=row["error_code"],
             error_message=row["error_message"],
-            created_at=_aware(row["created_at"]),  # type: ignore[arg-type]
-            started_at=_aware(row["started_at"]),
-            finished_at=_aware(row["finished_at"]),
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
         )
 
 
@@ -437,7 +444,7 @@ class JobStore:
         return {
             row["pair"]: (
                 ModelRef(name=row["model_name"], version=row["model_version"]),
-                _aware(row["updated_at"]),  # type: ignore[misc]
+                row["updated_at"],
             )
             for row in rows
         }
