@@ -244,3 +244,37 @@ def test_dead_letters_cli_replays_failed_job_when_operator_asks(
     assert f'"job_id": "{job_id}"' in listed and '"reason": "rejected"' in listed
     assert job["status"] == "succeeded" and job["error"] is None
     assert queue_depth(broker_url, Topology(prefix=prefix).dead_letter_queue("en-fr")) == 0
+
+
+def test_worker_fails_job_when_broker_dead_letters_it_after_repeated_crashes(
+    api: TestClient,
+    worker_env: dict[str, str],
+    broker_url: str,
+    prefix: str,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Given: a job whose every delivery was lost (as when workers die mid-batch) until the broker dead-lettered it
+    job_id = submit(api, ["nineteen"])
+    topology = Topology(prefix=prefix)
+    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    channel = connection.channel()
+    for _ in range(topology.delivery_limit + 1):
+        method, _, _ = channel.basic_get(topology.queue("en-fr"))
+        assert method is not None
+        channel.basic_nack(method.delivery_tag, requeue=True)
+    connection.close()
+    dead = topology.dead_letter_queue("en-fr")
+    deadline = time.monotonic() + 10
+    while queue_depth(broker_url, dead) < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert api.get(f"/v1/jobs/{job_id}", headers=AUTH).json()["status"] == "queued"
+
+    # When: a worker runs its dead-letter sweep
+    start_worker({**worker_env, "BT_WORKER_DEAD_LETTER_SWEEP_S": "0.5"})
+    job = wait_terminal(api, [job_id], timeout_s=30)[job_id]
+
+    # Then: the job is failed with the broker's reason, and the message stays parked for replay
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "dead_lettered"
+    assert "delivery_limit" in job["error"]["message"]
+    assert queue_depth(broker_url, dead) == 1

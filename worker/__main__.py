@@ -17,6 +17,7 @@ from jobs.logging_setup import configure_logging
 from jobs.store import JobStore
 from jobs.topology import Topology
 from worker.consumer import ConsumerConfig, JobConsumer
+from worker.dead_letters import StrandedJobSweeper
 from worker.health import HealthServer
 from worker.metrics import MODEL_INFO
 from worker.models import ModelSlot, ModelWatcher, RegistryModels
@@ -82,11 +83,13 @@ def main() -> None:
     if registry is not None:
         watcher = ModelWatcher(registry, slot, config, translator.model.version, settings.model_poll_interval_s)
         watcher.start()
+    topology = Topology(prefix=settings.queue_prefix)
+    announce = build_announcer(settings)
     consumer = JobConsumer(
         ConsumerConfig(
             pair=settings.pair,
             broker_url=settings.broker_url,
-            topology=Topology(prefix=settings.queue_prefix),
+            topology=topology,
             prefetch=settings.prefetch,
             max_batch_tokens=settings.max_batch_tokens,
             max_wait_ms=settings.max_wait_ms,
@@ -94,9 +97,15 @@ def main() -> None:
         ),
         store=store,
         translator=slot.current,
-        announce=build_announcer(settings),
+        announce=announce,
         model_staged=slot.has_staged,
     )
+    sweeper = None
+    if settings.dead_letter_sweep_s:
+        sweeper = StrandedJobSweeper(
+            settings.broker_url, topology, settings.pair, store, announce, settings.dead_letter_sweep_s
+        )
+        sweeper.start()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received signal %d; draining", signum)
@@ -109,6 +118,8 @@ def main() -> None:
         health = HealthServer(settings.metrics_port, ready=lambda: consumer.consuming)
         health.start()
     code = consumer.run()
+    if sweeper is not None:
+        sweeper.stop()
     if watcher is not None:
         watcher.stop()
     slot.close()

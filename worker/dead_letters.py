@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,8 @@ from jobs.schemas import JobMessage, JobStatus
 from jobs.settings import SharedSettings
 from jobs.store import JobStore, jobs_table
 from jobs.topology import Topology
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,79 @@ def browse(channel: BlockingChannel, queue: str) -> Iterator[DeadLetter]:
             job_id = None
         reason, deliveries = _death(properties.headers or {})
         yield DeadLetter(method.delivery_tag, job_id, reason, deliveries, body, properties)
+
+
+def fail_stranded(
+    channel: BlockingChannel, dead_queue: str, store: JobStore, announce: Callable[[Sequence[str]], None]
+) -> list[str]:
+    """Fail the jobs RabbitMQ dead-lettered on its own and announce them; return their ids.
+
+    The worker stores ``failed`` before it dead-letters a poison job. But when workers die on every delivery of a
+    job (killed mid-batch, out of memory), the broker dead-letters it at the delivery limit and the store still
+    says ``queued``/``running``. This finds such jobs and gives them their terminal state. The messages stay parked
+    for ``replay``.
+    """
+    letters = list(browse(channel, dead_queue))
+    try:
+        statuses = store.statuses(letter.job_id for letter in letters if letter.job_id)
+        failed: list[str] = []
+        announced: list[str] = []
+        for letter in letters:
+            status = statuses.get(letter.job_id or "")
+            if letter.job_id is None or status is None or status.terminal:
+                continue
+            message = f"dead-lettered by the broker ({letter.reason}) after {letter.deliveries} deliveries"
+            if store.fail(letter.job_id, "dead_lettered", message):
+                log.error("job %s %s", letter.job_id, message)
+                failed.append(letter.job_id)
+                if JobMessage.model_validate_json(letter.body).has_callback:
+                    announced.append(letter.job_id)
+        if announced:
+            announce(announced)
+        return failed
+    finally:
+        for letter in letters:
+            channel.basic_nack(letter.delivery_tag, requeue=True)
+
+
+class StrandedJobSweeper:
+    """Runs :func:`fail_stranded` on one pair's dead-letter queue every ``interval_s`` seconds, on its own
+    connection and thread."""
+
+    def __init__(
+        self,
+        broker_url: str,
+        topology: Topology,
+        pair: str,
+        store: JobStore,
+        announce: Callable[[Sequence[str]], None],
+        interval_s: float,
+    ) -> None:
+        self._params = connection_parameters(broker_url)
+        self._dead_queue = topology.dead_letter_queue(pair)
+        self._store = store
+        self._announce = announce
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dead-letter-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                connection = pika.BlockingConnection(self._params)
+                try:
+                    fail_stranded(connection.channel(), self._dead_queue, self._store, self._announce)
+                finally:
+                    connection.close()
+            except Exception as exc:  # a sweep is retried next interval
+                log.warning("dead-letter sweep of %s failed: %r", self._dead_queue, exc)
 
 
 def requeue_job(store: JobStore, job_id: str) -> None:

@@ -39,6 +39,9 @@ class WorkerSettings(SharedSettings):
     model_alias: str = Field("champion", description="Registry alias the worker follows.")
     model_poll_interval_s: float = Field(30.0, gt=0, description="How often the alias is checked, in seconds.")
     model_cache_dir: Path = Field(Path("var/models"), description="Where downloaded model versions are kept.")
+    dead_letter_sweep_s: float = Field(
+        60.0, ge=0, description="How often dead-lettered jobs still open in the store are failed, in s (0 = off)."
+    )
     drain_timeout_s: float = Field(60.0, ge=1, description="How long SIGTERM waits for in-flight work.")
 
     @property
