@@ -196,3 +196,32 @@ def test_operational_endpoints_report_pairs_readiness_and_backlog(client: TestCl
     assert client.get("/healthz").status_code == 200
     assert "python_info" in client.get("/metrics").text
     assert client.get("/openapi.json").json()["paths"]["/v1/jobs"]["post"]
+
+
+def test_results_are_purged_when_retention_period_has_passed(client: TestClient, settings: ApiSettings) -> None:
+    # Given: one job finished 40 days ago and one finished now
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from jobs.retention import purge_finished
+    from jobs.store import jobs_table, utcnow
+
+    old = client.post("/v1/jobs", json=job_body(), headers=AUTH_A).json()["id"]
+    recent = client.post("/v1/jobs", json=job_body(), headers=AUTH_A).json()["id"]
+    store = JobStore.from_url(settings.store_url)
+    with store.engine.begin() as conn:
+        for job_id, age in ((old, timedelta(days=40)), (recent, timedelta(0))):
+            conn.execute(
+                update(jobs_table)
+                .where(jobs_table.c.id == job_id)
+                .values(status="succeeded", translations=["un", "deux"], finished_at=utcnow() - age)
+            )
+
+    # When: the purge the API runs hourly, with the default retention of 30 days
+    purged = purge_finished(store.engine, utcnow() - timedelta(days=settings.result_retention_days))
+
+    # Then
+    assert purged == 1
+    assert client.get(f"/v1/jobs/{old}/result", headers=AUTH_A).status_code == 404
+    assert client.get(f"/v1/jobs/{recent}/result", headers=AUTH_A).json()["translations"] == ["un", "deux"]

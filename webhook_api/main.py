@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from functools import partial
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from jobs import deliveries
 from jobs.callback_urls import CallbackUrlPolicy
 from jobs.publisher import JobPublisher
+from jobs.retention import PURGE_INTERVAL_S, purge_finished
 from jobs.schemas import DeliveryInfo
-from jobs.store import JobStore
+from jobs.store import JobStore, utcnow
 from jobs.topology import Topology
 from webhook_api.body_limit import BodyLimit
 from webhook_api.deps import Services
@@ -50,10 +54,22 @@ def create_app(
         delivery_summary=delivery_summary or partial(deliveries.delivery_summary, store.engine),
     )
 
+    async def purge_periodically() -> None:
+        retention = timedelta(days=settings.result_retention_days)
+        while True:
+            try:
+                await run_in_threadpool(purge_finished, store.engine, utcnow() - retention)
+            except Exception as exc:  # the store may be down for a while: try again next time
+                log.warning("result purge failed: %r", exc)
+            await asyncio.sleep(PURGE_INTERVAL_S)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         store.create_schema()
+        purger = asyncio.create_task(purge_periodically()) if settings.result_retention_days else None
         yield
+        if purger is not None:
+            purger.cancel()
         publisher.close()
         store.engine.dispose()
 

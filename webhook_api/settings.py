@@ -31,6 +31,9 @@ class ApiSettings(SharedSettings):
     max_segment_chars: int = Field(5_000, ge=1, description="Longest segment accepted, in characters.")
     max_body_bytes: int = Field(10_000_000, ge=1024, description="Largest request body accepted, in bytes.")
     max_metadata_bytes: int = Field(4_096, ge=0, description="Largest metadata object, in bytes of JSON.")
+    result_retention_days: float = Field(
+        30.0, ge=0, description="Days a finished job and its result stay retrievable (0 = forever)."
+    )
     publisher_pool_size: int = Field(8, ge=1, description="Broker connections kept for publishing.")
 
     @field_validator("api_keys")
