@@ -84,6 +84,17 @@ def queue_depth(broker_url: str, queue: str) -> int:
         connection.close()
 
 
+def settled_depth(broker_url: str, queue: str, expected: int, timeout_s: float = 10.0) -> int:
+    """The queue's depth once it equals ``expected`` (or the last seen after ``timeout_s``): dead-lettering and
+    acks reach the broker asynchronously."""
+    deadline = time.monotonic() + timeout_s
+    depth = queue_depth(broker_url, queue)
+    while depth != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        depth = queue_depth(broker_url, queue)
+    return depth
+
+
 def histogram_counts(metrics: str, name: str) -> dict[str, float]:
     """``{le: cumulative count}`` of a Prometheus histogram in a /metrics page."""
     pattern = re.compile(rf'^{name}_bucket{{le="([^"]+)",pair="en-fr"}} ([0-9.e+]+)$', re.M)
@@ -181,10 +192,7 @@ def test_worker_dead_letters_poison_job_while_batch_mates_succeed(
     assert jobs[poison]["error"]["code"] == "translation_error"
     assert "injected fault" in jobs[poison]["error"]["message"]
     dead = Topology(prefix=prefix).dead_letter_queue("en-fr")
-    deadline = time.monotonic() + 10
-    while queue_depth(broker_url, dead) < 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert queue_depth(broker_url, dead) == 1
+    assert settled_depth(broker_url, dead, 1) == 1
     assert api.get(f"/v1/jobs/{poison}/result", headers=AUTH).status_code == 409
 
 
@@ -208,10 +216,7 @@ def test_worker_skips_job_when_cancelled_while_queued(
     assert jobs[cancelled]["status"] == "cancelled"
     assert jobs[cancelled]["model"] is None
     assert jobs[kept]["status"] == "succeeded"
-    deadline = time.monotonic() + 10
-    while queue_depth(broker_url, f"{prefix}.en-fr") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert queue_depth(broker_url, f"{prefix}.en-fr") == 0
+    assert settled_depth(broker_url, f"{prefix}.en-fr", 0) == 0
 
 
 def test_dead_letters_cli_replays_failed_job_when_operator_asks(
@@ -264,9 +269,7 @@ def test_worker_fails_job_when_broker_dead_letters_it_after_repeated_crashes(
         channel.basic_nack(method.delivery_tag, requeue=True)
     connection.close()
     dead = topology.dead_letter_queue("en-fr")
-    deadline = time.monotonic() + 10
-    while queue_depth(broker_url, dead) < 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert settled_depth(broker_url, dead, 1) == 1
     assert api.get(f"/v1/jobs/{job_id}", headers=AUTH).json()["status"] == "queued"
 
     # When: a worker runs its dead-letter sweep
