@@ -417,10 +417,6 @@ class JobStore:
             )
         return bool(result.rowcount)
 
-    def exists(self, job_id: str) -> bool:
-        with self.engine.connect() as conn:
-            return conn.execute(select(jobs_table.c.id).where(jobs_table.c.id == job_id)).first() is not None
-
     # -- served models ----------------------------------------------------------------------------------------
     def record_served_model(self, pair: str, model: ModelRef) -> None:
         """Remember which model version serves ``pair`` (written by workers when they load a model)."""

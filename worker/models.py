@@ -71,10 +71,6 @@ class ModelSlot:
         with self._lock:
             return self._staged is not None
 
-    def peek(self) -> Translator:
-        """The served translator without promoting (for readers on other threads)."""
-        return self._current
-
     def close(self) -> None:
         with self._lock:
             staged, self._staged = self._staged, None
